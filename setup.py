@@ -1,0 +1,46 @@
+"""tfvae: variational autoencoders for Keras 3 / TensorFlow, from fit to LiteRT."""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tfvae" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="tfvae",
+    version=VERSION,
+    description="Variational autoencoders for Keras 3 with TensorFlow Probability, exportable to SavedModel and LiteRT",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["tfvae", "export"],
+    install_requires=[
+        "tensorflow>=2.20",
+        # TFP 0.25 imports only with tf-keras present, which the [tf] extra
+        # brings; tfvae itself uses Keras 3.
+        "tensorflow-probability[tf]>=0.25",
+        "keras>=3.10",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+        "numpy>=1.26",
+        "ai-edge-litert>=1.2",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "nbclient>=0.10",
+            "nbformat>=5.9",
+            "ipykernel>=6.29",
+            "tensorboard>=2.16",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "tfvae=tfvae.cli:main",
+            "tfvae-export=export.cli:main",
+        ],
+    },
+)

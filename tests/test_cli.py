@@ -1,0 +1,43 @@
+"""The `tfvae` command, run as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tfvae", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_train_writes_a_run_folder(tmp_path):
+    result = _run("train", "--epochs", "2", "--hidden", "16", "--latent-dim", "2", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "test ELBO:" in result.stdout
+    run = tmp_path / "run"
+    for name in ("model.keras", "history.csv", "run.json", "metrics.json", "loss.png", "reconstructions.png",
+                 "samples.png", "latent.png"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["elbo"] < 0 and np.isclose(metrics["elbo"], -(metrics["reconstruction"] + metrics["kl"]))
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 3
+
+
+def test_train_on_a_csv_file(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savetxt(tmp_path / "table.csv", rng.normal(size=(40, 5)), delimiter=",")
+    result = _run("train", "--data", "table.csv", "--epochs", "1", "--hidden", "4", "--latent-dim", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "runs" / "table" / "run.json").read_text())["likelihood"] == "gaussian"
+
+
+def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
+    result = _run("train", "--data", "nothing_here", cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and "`data`" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _run("train", "--latent-dim", "0", "--epochs", "1", cwd=tmp_path)
+    assert result.returncode != 0 and "latent_dim=0" in result.stderr
+    assert not os.path.exists(tmp_path / "runs" / "digits" / "model.keras")

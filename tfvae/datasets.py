@@ -1,0 +1,229 @@
+"""Data: scikit-learn's bundled digits (no download), Keras' MNISTs, user files.
+
+Every loader returns float32 arrays. Preprocessing is explicit and described
+by a small JSON-serializable dict that travels with a trained model, so that
+whoever feeds the model later (a server, a phone) can repeat it:
+
+    {"offset": 0.0, "divisor": 16.0, "binarize_threshold": 0.5}
+    x = (x_raw - offset) / divisor;  then x = (x > threshold) if a threshold is set
+
+`offset` and `divisor` are floats or per-feature lists.
+"""
+
+import os
+
+import numpy as np
+
+from tfvae import _checks
+
+# name -> (maximum raw value, image shape)
+_DATASETS = {"digits": (16.0, (8, 8)), "mnist": (255.0, (28, 28)), "fashion_mnist": (255.0, (28, 28))}
+NAMES = tuple(_DATASETS)
+
+
+def preprocessing_for(name, scale=True, binarize=False, threshold=0.5):
+    """The preprocessing dict that `load(name, ...)` applies.
+
+    Args:
+        name: one of `NAMES`.
+        scale: divide by the dataset's maximum raw value, into [0, 1].
+        binarize: map values above `threshold` to 1 and the rest to 0.
+        threshold: the binarization threshold, in scaled units if `scale`.
+
+    Returns:
+        A dict with `offset`, `divisor` and `binarize_threshold`.
+    """
+    _checks.one_of("name", name, _DATASETS)
+    maximum = _DATASETS[name][0]
+    return {
+        "offset": 0.0,
+        "divisor": maximum if scale else 1.0,
+        "binarize_threshold": float(threshold) if binarize else None,
+    }
+
+
+def apply_preprocessing(x, preprocessing):
+    """Applies a preprocessing dict (see the module docstring) to raw `x`.
+
+    Returns:
+        A float32 array of the same shape.
+    """
+    x = np.asarray(x, np.float32)
+    if not preprocessing:
+        return x
+    divisor = np.asarray(preprocessing.get("divisor", 1.0), np.float32)
+    x = (x - np.asarray(preprocessing.get("offset", 0.0), np.float32)) / np.where(divisor == 0, 1, divisor)
+    threshold = preprocessing.get("binarize_threshold")
+    if threshold is not None:
+        x = (x > threshold).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def image_shape(name):
+    """The `(height, width)` of a named image dataset."""
+    _checks.one_of("name", name, _DATASETS)
+    return _DATASETS[name][1]
+
+
+def load(name="digits", scale=True, binarize=False, threshold=0.5, flatten=True, test_size=0.2, seed=0):
+    """Loads a named dataset as `(x_train, y_train), (x_test, y_test)`.
+
+    `"digits"` is scikit-learn's bundled 1,797 8x8 handwritten digits (values
+    0..16): real data, always available, split into train and test with
+    stratification (1,437 / 360 with the defaults). `"mnist"` and
+    `"fashion_mnist"` come from `keras.datasets` with their own split and
+    need a network connection the first time.
+
+    Args:
+        name: one of `"digits"`, `"mnist"`, `"fashion_mnist"`.
+        scale: scale pixel values into [0, 1].
+        binarize: threshold values into {0, 1} (after scaling).
+        threshold: binarization threshold.
+        flatten: return x as `(n, height * width)`; otherwise
+            `(n, height, width, 1)` for convolutional models.
+        test_size: fraction held out for testing (digits only).
+        seed: seed of the digits split.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`, float32 arrays; y holds
+        class ids.
+
+    Raises:
+        ValueError: for an unknown name or invalid option.
+        RuntimeError: when a Keras dataset cannot be downloaded.
+
+    Example:
+
+    >>> (x_train, y_train), (x_test, y_test) = load("digits", binarize=True)
+    >>> x_train.shape, x_test.shape
+    ((1437, 64), (360, 64))
+    """
+    preprocessing = preprocessing_for(name, scale, binarize, threshold)
+    if not 0 < test_size < 1:
+        raise ValueError(_checks.invalid("test_size", "a fraction in (0, 1)", test_size))
+    if name == "digits":
+        (x_train, y_train), (x_test, y_test) = _load_digits(test_size, seed)
+    else:
+        (x_train, y_train), (x_test, y_test) = _load_keras(name)
+    height, width = image_shape(name)
+    shape = (-1, height * width) if flatten else (-1, height, width, 1)
+    return (
+        (apply_preprocessing(x_train, preprocessing).reshape(shape), y_train.astype(np.float32)),
+        (apply_preprocessing(x_test, preprocessing).reshape(shape), y_test.astype(np.float32)),
+    )
+
+
+def _load_digits(test_size, seed):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data, digits.target, test_size=test_size, random_state=seed, stratify=digits.target
+    )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _load_keras(name):
+    import keras
+
+    try:
+        return getattr(keras.datasets, name).load_data()
+    except Exception as error:  # urllib, SSL and socket errors differ by platform
+        raise RuntimeError(
+            f"Could not load {name!r} through keras.datasets (it downloads the data "
+            f"the first time and needs a network connection): {error}. Offline, use "
+            "load('digits') or tfvae.datasets.load_array(path) with your own file."
+        ) from None
+
+
+def load_array(path, key=None, scale=False, binarize=False, threshold=0.5):
+    """Reads a user's numeric features from `.npy`, `.npz` or `.csv`.
+
+    Integer data is converted to float32. A `.csv` may have one header row of
+    column names; every other cell must be a number.
+
+    Args:
+        path: path to a `.npy`, `.npz` (array `key`, or its only / first
+            array) or `.csv` (comma-separated) file.
+        key: the array's name inside an `.npz`.
+        scale: min-max scale every feature into [0, 1] (constant features
+            become 0).
+        binarize: threshold into {0, 1} after scaling.
+        threshold: the binarization threshold.
+
+    Returns:
+        `(x, preprocessing)`: a float32 array of shape `(n, ...)` and the
+        preprocessing dict that turned the file's values into it.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: for an unsupported extension, an empty, ragged or
+            non-numeric file, or non-finite values (with the row index).
+    """
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    _checks.one_of("path extension", extension, {".npy", ".npz", ".csv"})
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Received an invalid value for `path`: no such file. Received: path={path!r}")
+    if extension == ".csv":
+        raw = _read_csv(path)
+    elif extension == ".npy":
+        raw = _read_numpy(path, np.load, allow_pickle=False)
+    else:
+        with _read_numpy(path, np.load, allow_pickle=False) as archive:
+            if key is None:
+                if not archive.files:
+                    raise ValueError(_checks.invalid("path", "an .npz holding an array", path, "The archive is empty"))
+                key = "x" if "x" in archive.files else archive.files[0]
+            if key not in archive.files:
+                raise ValueError(_checks.invalid("key", f"one of {archive.files}", key))
+            raw = archive[key]
+    x = _checks.float_array(f"data in {path}", raw)
+    preprocessing = {"offset": 0.0, "divisor": 1.0, "binarize_threshold": None}
+    if scale:
+        minimum, maximum = x.min(axis=0), x.max(axis=0)
+        preprocessing.update(offset=minimum.tolist(), divisor=(maximum - minimum).tolist())
+    if binarize:
+        preprocessing["binarize_threshold"] = float(threshold)
+    return apply_preprocessing(x, preprocessing), preprocessing
+
+
+def _read_numpy(path, reader, **options):
+    try:
+        return reader(path, **options)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"Could not read {path!r} as a numpy file: {error}") from None
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        lines = [line.strip() for line in handle if line.strip()]
+    rows = [line.split(",") for line in lines]
+    if rows and not _is_numeric_row(rows[0]):
+        rows = rows[1:]  # a header of column names
+    if not rows:
+        raise ValueError(_checks.invalid("path", "a CSV file with at least one row of numbers", path))
+    width = len(rows[0])
+    values = []
+    for number, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(
+                _checks.invalid("path", f"a rectangular CSV ({width} columns in every row)", path,
+                                f"Data row {number} has {len(row)} columns")
+            )
+        try:
+            values.append([float(cell) for cell in row])
+        except ValueError:
+            raise ValueError(
+                _checks.invalid("path", "a CSV of numbers", path, f"Data row {number} holds a non-numeric cell: {row}")
+            ) from None
+    return np.asarray(values, np.float32)
+
+
+def _is_numeric_row(row):
+    try:
+        [float(cell) for cell in row]
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,95 @@
+"""The pieces of the VAE objective, as small functions of tensors.
+
+With encoder q(z|x), decoder p(x|z) and prior p(z) = N(0, I):
+
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x)
+
+`VAE.train_step` minimizes the batch mean of
+
+    reconstruction_loss + kl_weight * free_bits_kl        (num_samples == 1)
+    -iwae_bound(log_importance_weights)                   (num_samples == k > 1)
+
+References:
+    Kingma & Welling (2014), Auto-Encoding Variational Bayes.
+    Higgins et al. (2017), beta-VAE.
+    Kingma et al. (2016), Improved Variational Inference with Inverse
+        Autoregressive Flow (free bits).
+    Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders.
+"""
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+def kl_divergence(posterior, prior):
+    """Analytic KL(q(z|x) || p(z)) per example.
+
+    Args:
+        posterior: a `tfd.MultivariateNormalDiag`, batch shape `(batch,)`.
+        prior: a `tfd.MultivariateNormalDiag` with the same event shape.
+
+    Returns:
+        A float tensor of shape `(batch,)`, in nats.
+    """
+    return tfd.kl_divergence(posterior, prior)
+
+
+def kl_per_dimension(posterior):
+    """KL of each latent dimension of a diagonal posterior to N(0, 1).
+
+    The diagonal Gaussian factorizes over dimensions, so these sum to
+    `kl_divergence(posterior, standard_normal_prior)`.
+
+    Returns:
+        A float tensor of shape `(batch, latent_dim)`.
+    """
+    per_dimension_posterior = tfd.Normal(loc=posterior.loc, scale=posterior.stddev())
+    standard_normal = tfd.Normal(tf.zeros([], posterior.dtype), tf.ones([], posterior.dtype))
+    return tfd.kl_divergence(per_dimension_posterior, standard_normal)
+
+
+def free_bits_kl(posterior, free_bits):
+    """The KL term with free bits: sum_i max(KL_i, free_bits).
+
+    A dimension whose KL is below `free_bits` nats costs a constant and gets
+    no gradient pushing it to the prior, which keeps latent units from
+    collapsing early in training.
+
+    Returns:
+        A float tensor of shape `(batch,)`.
+    """
+    return tf.reduce_sum(tf.maximum(kl_per_dimension(posterior), free_bits), axis=-1)
+
+
+def iwae_bound(log_weights):
+    """The importance-weighted bound log (1/k) sum_i w_i, per example.
+
+    Args:
+        log_weights: float tensor `(k, batch)` of
+            `log p(x|z_i) + log p(z_i) - log q(z_i|x)`, z_i ~ q(z|x).
+
+    Returns:
+        A float tensor of shape `(batch,)`; for k = 1 it is a one-sample ELBO,
+        and it tightens towards log p(x) as k grows.
+    """
+    num_samples = tf.cast(tf.shape(log_weights)[0], log_weights.dtype)
+    return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(num_samples)
+
+
+def weighted_mean(values, sample_weight=None):
+    """Mean of per-example `values`, weighted by `sample_weight` if given."""
+    if sample_weight is None:
+        return tf.reduce_mean(values)
+    sample_weight = tf.cast(tf.reshape(sample_weight, [-1]), values.dtype)
+    return tf.math.divide_no_nan(
+        tf.reduce_sum(values * sample_weight), tf.reduce_sum(sample_weight)
+    )
+
+
+def bits_per_dimension(negative_log_likelihood, num_dimensions):
+    """Converts nats per example into bits per dimension of x."""
+    return negative_log_likelihood / (num_dimensions * math.log(2.0))

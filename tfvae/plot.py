@@ -1,0 +1,201 @@
+"""Plots a VAE user looks at: losses, reconstructions, samples, the latent space.
+
+Every function returns a `matplotlib.figure.Figure` (built without pyplot, so
+nothing opens a window and any backend works) and, given `path`, also saves
+it as a PNG. Examples whose features form a square (64 -> 8x8) or that are
+images are drawn as images; other tables are drawn as heat maps of rows.
+"""
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _save(figure, path):
+    if path is not None:
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+    return figure
+
+
+def _images(x, image_shape=None):
+    """Returns x as (n, height, width) images, or None for non-image tables."""
+    x = np.asarray(x)
+    n = x.shape[0]
+    if image_shape is not None:
+        return x.reshape((n,) + tuple(image_shape)[:2])
+    if x.ndim == 4 and x.shape[-1] == 1:
+        return x[..., 0]
+    if x.ndim == 3:
+        return x
+    side = math.isqrt(x.shape[-1]) if x.ndim == 2 else 0
+    if side >= 4 and side * side == x.shape[-1]:
+        return x.reshape(n, side, side)
+    return None
+
+
+def _image_grid(axes_rows, rows, image_shape):
+    for axes, x in zip(axes_rows, rows):
+        images = _images(x, image_shape)
+        for ax, image in zip(axes, images):
+            ax.imshow(image, cmap="gray_r", vmin=0, vmax=max(1.0, float(np.max(images))))
+            ax.set_xticks([])
+            ax.set_yticks([])
+
+
+def loss_curves(history, path=None):
+    """Training (and validation) loss, reconstruction and KL per epoch.
+
+    Args:
+        history: a `keras.callbacks.History` or its `.history` dict.
+        path: optional PNG path.
+    """
+    logs = getattr(history, "history", history)
+    names = [name for name in ("loss", "reconstruction", "kl") if name in logs]
+    figure = Figure(figsize=(4 * len(names), 3.2))
+    for i, name in enumerate(names):
+        ax = figure.add_subplot(1, len(names), i + 1)
+        ax.plot(np.arange(1, len(logs[name]) + 1), logs[name], label="train")
+        if f"val_{name}" in logs:
+            ax.plot(np.arange(1, len(logs[f"val_{name}"]) + 1), logs[f"val_{name}"], label="validation")
+        ax.set_title({"loss": "loss (negative ELBO)", "reconstruction": "reconstruction -log p(x|z)",
+                      "kl": "KL(q(z|x) || p(z))"}[name], fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per example")
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def reconstructions(model, x, labels=None, n=10, image_shape=None, path=None):
+    """Inputs (top row) beside their reconstructions `decode(z_mean)` (bottom)."""
+    x = np.asarray(x)[:n]
+    labels = None if labels is None else np.asarray(labels)[:n]
+    x_mean = np.asarray(model.reconstruct(x, labels=labels))
+    if _images(x, image_shape) is None:
+        figure = Figure(figsize=(6, 3.5))
+        for i, (title, values) in enumerate((("input", x), ("reconstruction", x_mean))):
+            ax = figure.add_subplot(1, 2, i + 1)
+            image = ax.imshow(values.reshape(len(values), -1), aspect="auto", cmap="viridis")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("feature")
+            ax.set_ylabel("example")
+            figure.colorbar(image, ax=ax)
+        figure.tight_layout()
+        return _save(figure, path)
+    figure = Figure(figsize=(len(x) * 0.9, 2))
+    axes = figure.subplots(2, len(x), squeeze=False)
+    _image_grid(axes, (x, x_mean), image_shape)
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    axes[1, 0].set_ylabel("recon.", fontsize=8)
+    return _save(figure, path)
+
+
+def prior_samples(model, n=36, labels=None, image_shape=None, seed=0, path=None):
+    """A grid of E[x|z] for z drawn from the prior N(0, I)."""
+    x = np.asarray(model.sample(n, seed=seed, labels=labels))
+    columns = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    if _images(x, image_shape) is None:
+        figure = Figure(figsize=(5, 4))
+        ax = figure.add_subplot()
+        figure.colorbar(ax.imshow(x.reshape(n, -1), aspect="auto"), ax=ax)
+        ax.set_title("samples from the prior", fontsize=10)
+        return _save(figure, path)
+    figure = Figure(figsize=(columns * 0.8, rows * 0.8))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    images = _images(x, image_shape)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=max(1.0, float(images.max())))
+    return _save(figure, path)
+
+
+def latent_map(model, x, labels=None, color_by=None, method="auto", path=None):
+    """The posterior means of x in 2-D, coloured by label.
+
+    Args:
+        model: a `tfvae.VAE`.
+        x: data to encode.
+        labels: class labels, passed to a conditional model's encoder.
+        color_by: values to colour points by (defaults to `labels`).
+        method: `"first_two"` (latent dimensions 0 and 1), `"pca"` (first two
+            principal components of the means) or `"auto"` (first two when
+            latent_dim is 2, PCA otherwise).
+        path: optional PNG path.
+    """
+    z_mean = np.asarray(model.encode(x, labels=labels if model.num_classes else None)[0])
+    if method == "auto":
+        method = "first_two" if z_mean.shape[1] <= 2 else "pca"
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2).fit_transform(z_mean)
+        axis_names = ("PC 1 of z_mean", "PC 2 of z_mean")
+    elif method == "first_two":
+        points = np.pad(z_mean, ((0, 0), (0, max(0, 2 - z_mean.shape[1]))))[:, :2]
+        axis_names = ("z_mean[0]", "z_mean[1]")
+    else:
+        raise ValueError(f"Received an invalid value for `method`: expected 'auto', 'first_two' or 'pca'. Received: method={method!r}")
+    color_by = labels if color_by is None else color_by
+    figure = Figure(figsize=(5, 4.2))
+    ax = figure.add_subplot()
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=color_by, cmap="tab10" if color_by is not None else None, s=8)
+    if color_by is not None:
+        figure.colorbar(scatter, ax=ax, label="label")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_title("posterior means", fontsize=10)
+    return _save(figure, path)
+
+
+def latent_traversal(model, x, dimension, values=np.linspace(-3, 3, 9), labels=None, image_shape=None, path=None):
+    """Decodes z_mean(x) with one latent `dimension` set to each of `values`.
+
+    Args:
+        model: a `tfvae.VAE`.
+        x: one example, shape `event_shape` or `(1,) + event_shape`.
+        dimension: the latent dimension to vary.
+        values: the values it takes (in prior standard deviations).
+    """
+    if not 0 <= dimension < model.latent_dim:
+        raise ValueError(f"Received an invalid value for `dimension`: expected an int in [0, {model.latent_dim}). Received: dimension={dimension!r}")
+    x = np.asarray(x, np.float32).reshape((1,) + model.event_shape)
+    label = None if labels is None else np.asarray(labels).reshape(1)
+    z = np.repeat(np.asarray(model.encode(x, labels=label)[0]), len(values), axis=0)
+    z[:, dimension] = values
+    decoded = np.asarray(model.decode(z, labels=None if label is None else np.repeat(label, len(values))))
+    return _strip(decoded, [f"{v:+.1f}" for v in values], f"latent dimension {dimension}", image_shape, path)
+
+
+def interpolation(model, x_a, x_b, steps=9, labels=None, image_shape=None, path=None):
+    """Decodes points on the straight line between z_mean(x_a) and z_mean(x_b)."""
+    pair = np.stack([np.asarray(x_a, np.float32).reshape(model.event_shape),
+                     np.asarray(x_b, np.float32).reshape(model.event_shape)])
+    pair_labels = None if labels is None else np.asarray(labels).reshape(2)
+    z_a, z_b = np.asarray(model.encode(pair, labels=pair_labels)[0])
+    weights = np.linspace(0.0, 1.0, steps)[:, None]
+    z = (1 - weights) * z_a + weights * z_b
+    step_labels = None if pair_labels is None else np.where(weights[:, 0] < 0.5, pair_labels[0], pair_labels[1])
+    decoded = np.asarray(model.decode(z.astype(np.float32), labels=step_labels))
+    return _strip(decoded, [f"{w:.2f}" for w in weights[:, 0]], "interpolation", image_shape, path)
+
+
+def _strip(decoded, captions, title, image_shape, path):
+    images = _images(decoded, image_shape)
+    figure = Figure(figsize=(len(decoded) * 0.9, 1.4 if images is not None else 3))
+    if images is None:
+        ax = figure.add_subplot()
+        figure.colorbar(ax.imshow(decoded.reshape(len(decoded), -1).T, aspect="auto"), ax=ax)
+        ax.set_xticks(range(len(captions)), captions, fontsize=7)
+        ax.set_ylabel("feature")
+    else:
+        axes = figure.subplots(1, len(decoded), squeeze=False)[0]
+        for ax, image, caption in zip(axes, images, captions):
+            ax.imshow(image, cmap="gray_r", vmin=0, vmax=max(1.0, float(images.max())))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(caption, fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)

@@ -1,0 +1,116 @@
+"""The main job: train a VAE on a dataset and write a run folder.
+
+A run folder holds everything needed to evaluate, plot and export later:
+
+    model.keras        the trained model (with its preprocessing)
+    run.json           how it was made: data, options, seed
+    history.csv        per-epoch metrics (keras.callbacks.CSVLogger)
+    metrics.json       test ELBO and its parts
+    loss.png, reconstructions.png, samples.png, latent.png
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from tfvae import _checks, datasets, plot
+from tfvae.builders import mlp_vae
+
+DEFAULTS = dict(
+    data="digits",
+    out=None,
+    latent_dim=8,
+    hidden=(128, 128),
+    likelihood=None,
+    beta=1.0,
+    epochs=150,
+    batch_size=64,
+    learning_rate=1e-3,
+    seed=0,
+)
+
+
+def load_run_data(data, likelihood, seed=0):
+    """Loads a named dataset or a file the way `train` does.
+
+    Named image datasets are scaled to [0, 1] and binarized for the
+    Bernoulli likelihood; a file's features are min-max scaled to [0, 1]
+    and split 80/20 into train and test with `seed`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test), preprocessing`; y is None for files.
+    """
+    if data in datasets.NAMES:
+        binarize = likelihood == "bernoulli"
+        train, test = datasets.load(data, binarize=binarize, seed=seed)
+        return train, test, {"dataset": data, **datasets.preprocessing_for(data, True, binarize)}
+    if not os.path.exists(os.fspath(data)):
+        raise ValueError(_checks.invalid("data", f"one of {list(datasets.NAMES)} or the path of a .npy/.npz/.csv file", data))
+    x, preprocessing = datasets.load_array(data, scale=True, binarize=likelihood == "bernoulli")
+    order = np.random.default_rng(seed).permutation(len(x))
+    split = max(1, int(round(0.8 * len(x))))
+    if split == len(x):
+        raise ValueError(_checks.invalid("data", "a file with at least 2 rows (80/20 train/test split)", data))
+    return (x[order[:split]], None), (x[order[split:]], None), {"dataset": os.fspath(data), **preprocessing}
+
+
+def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
+          batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=()):
+    """Trains `mlp_vae` on `data` and writes a run folder.
+
+    Args:
+        data: a name from `tfvae.datasets.NAMES` or a `.npy/.npz/.csv` path.
+        out: the run folder; default `runs/<dataset name>`.
+        latent_dim, hidden, beta: model options (see `tfvae.mlp_vae`).
+        likelihood: `"bernoulli"` (default for named image datasets, which
+            are then binarized) or `"gaussian"` (default for files).
+        epochs, batch_size, learning_rate: Adam training options.
+        seed: seeds weights, sampling and the data split.
+        verbose: Keras verbosity (1 shows the progress bar).
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        A dict with `model`, `history` and `metrics` (test loss,
+        reconstruction, kl and elbo, in nats per example).
+    """
+    if likelihood is None:
+        likelihood = "bernoulli" if data in datasets.NAMES else "gaussian"
+    epochs = _checks.positive_int("epochs", epochs)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    learning_rate = _checks.positive_float("learning_rate", learning_rate)
+    (x_train, y_train), (x_test, y_test), preprocessing = load_run_data(data, likelihood, seed)
+    out = out or os.path.join("runs", os.path.splitext(os.path.basename(os.fspath(data)))[0])
+    keras.utils.set_random_seed(seed)
+    model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, beta=beta,
+                    preprocessing=preprocessing)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    os.makedirs(out, exist_ok=True)
+    options = dict(data=os.fspath(data), latent_dim=latent_dim, hidden=list(hidden), likelihood=likelihood,
+                   beta=beta, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    _write_json(os.path.join(out, "run.json"), options)
+    history = model.fit(
+        x_train, epochs=epochs, batch_size=batch_size, validation_data=(x_test, None), verbose=verbose,
+        callbacks=[keras.callbacks.CSVLogger(os.path.join(out, "history.csv")), *callbacks],
+    )
+    model.save(os.path.join(out, "model.keras"))
+    metrics = model.evaluate(x_test, batch_size=batch_size, verbose=0, return_dict=True)
+    metrics = {name: float(value) for name, value in metrics.items()}
+    metrics["elbo"] = -(metrics["reconstruction"] + metrics["kl"])
+    _write_json(os.path.join(out, "metrics.json"), metrics)
+    write_plots(model, history, x_test, y_test, out)
+    return {"model": model, "history": history, "metrics": metrics, "out": out}
+
+
+def write_plots(model, history, x_test, y_test, out):
+    """Writes the run folder's four PNG plots."""
+    plot.loss_curves(history, os.path.join(out, "loss.png"))
+    plot.reconstructions(model, x_test, n=10, path=os.path.join(out, "reconstructions.png"))
+    plot.prior_samples(model, n=36, path=os.path.join(out, "samples.png"))
+    plot.latent_map(model, x_test, color_by=y_test, path=os.path.join(out, "latent.png"))
+
+
+def _write_json(path, value):
+    with open(path, "w") as handle:
+        json.dump(value, handle, indent=2)
