@@ -1,0 +1,171 @@
+"""Atomic writes: artifacts appear whole or not at all.
+
+Each artifact is written to a temporary sibling (`.NAME.tmp-XXXX`, same
+directory, hence the same file system) and renamed into place only when
+everything succeeded. Several targets (a `.tflite` and its JSON sidecar) are
+committed together: if one rename fails, the ones already done are rolled
+back and the previous artifacts restored. On any failure no partial artifact
+and no temporary file is left, and an existing artifact is untouched.
+
+    with Staging([path, sidecar], overwrite=False) as staging:
+        write_bytes(staging.temp(path), content)
+        write_bytes(staging.temp(sidecar), metadata)
+    # both renamed into place here
+"""
+
+import os
+import pathlib
+import shutil
+import uuid
+
+
+def check_targets(targets, overwrite):
+    """Raises if a target exists and `overwrite` is False.
+
+    Raises:
+        FileExistsError: naming the path and `overwrite`.
+    """
+    for target in targets:
+        if not overwrite and os.path.lexists(target):
+            raise FileExistsError(
+                f"{os.fspath(target)!r} already exists; pass overwrite=True (tfvae-export: --overwrite) "
+                "to replace it, or choose another path. It was left untouched."
+            )
+
+
+class Staging:
+    """Context manager that stages artifacts and commits them atomically.
+
+    Args:
+        targets: the final paths (files or directories).
+        overwrite: whether existing targets may be replaced.
+
+    Raises:
+        FileExistsError: on entry and again at commit, if a target exists
+            and `overwrite` is False.
+    """
+
+    def __init__(self, targets, overwrite):
+        self.targets = [pathlib.Path(target) for target in targets]
+        self.overwrite = overwrite
+        self._temps = {}
+        self._created_dirs = []
+
+    def temp(self, target):
+        """The temporary sibling to write `target` to (not created)."""
+        target = pathlib.Path(target)
+        if target not in self._temps:
+            self._temps[target] = _sibling(target, "tmp")
+        return self._temps[target]
+
+    def __enter__(self):
+        check_targets(self.targets, self.overwrite)
+        for target in self.targets:
+            self._make_parents(target.parent)
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None:
+            try:
+                self._commit()
+            except BaseException:
+                self._discard()
+                raise
+        else:
+            self._discard()
+        return False
+
+    def _make_parents(self, directory):
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for path in reversed(missing):
+            path.mkdir()
+            self._created_dirs.append(path)
+
+    def _commit(self):
+        check_targets(self.targets, self.overwrite)
+        for target in self.targets:
+            if target not in self._temps or not os.path.lexists(self._temps[target]):
+                raise RuntimeError(f"internal error: nothing was staged for {os.fspath(target)!r}")
+        done = []  # (target, backup or None)
+        try:
+            for target in self.targets:
+                backup = None
+                if os.path.lexists(target):
+                    backup = _sibling(target, "old")
+                    os.replace(target, backup)
+                done.append((target, backup))
+                os.replace(self._temps[target], target)
+        except BaseException:
+            _roll_back(done)
+            raise
+        for _, backup in done:
+            if backup is not None:
+                _remove(backup)
+        _sync_dirs({target.parent for target in self.targets})
+
+    def _discard(self):
+        for temp in self._temps.values():
+            _remove(temp)
+        for directory in reversed(self._created_dirs):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+
+
+def write_bytes(path, data):
+    """Writes `data` to `path` and flushes it to disk."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_text(path, text):
+    """Writes UTF-8 `text` to `path` and flushes it to disk."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def tree_size(path):
+    """Bytes of a file, or of all files under a directory."""
+    path = pathlib.Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def _sibling(target, tag):
+    return target.with_name(f".{target.name}.{tag}-{uuid.uuid4().hex[:8]}")
+
+
+def _roll_back(done):
+    for target, backup in reversed(done):
+        # Whatever is at `target` now is the new artifact: the old one, if
+        # any, was moved to `backup` before.
+        _remove(target)
+        if backup is not None:
+            os.replace(backup, target)
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _sync_dirs(directories):
+    for directory in directories:
+        try:
+            descriptor = os.open(directory, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(descriptor)
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)

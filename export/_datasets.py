@@ -1,0 +1,117 @@
+"""The command line's `--data`: a named dataset or a file, split like `tfvae train` does.
+
+`--data digits` (any name of `tfvae.datasets.NAMES`) loads the raw dataset
+with `tfvae.datasets.load` and the same train/test split as training (the
+run's seed); `--data PATH` reads a `.npy`, `.npz` or `.csv` of raw features
+with `tfvae.datasets.load_array` and splits it 80/20 with the seed, as
+`tfvae.run` does. Either way the model's own `preprocessing` is then applied,
+so the data is exactly what the model was trained on. The training split
+calibrates int8 models, the test split measures parity.
+"""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+
+from export import _checks
+
+#: File extensions `--data` accepts.
+EXTENSIONS = (".npy", ".npz", ".csv")
+_LABEL_KEYS = ("y", "labels")
+
+
+def check_spec(spec):
+    """Checks a file `--data` without loading anything (no TensorFlow import).
+
+    A spec without a data file extension is taken for a dataset name and
+    checked by `load`.
+
+    Raises:
+        ValueError: for a data file that does not exist.
+    """
+    if pathlib.Path(spec).suffix.lower() in EXTENSIONS and not os.path.isfile(spec):
+        raise ValueError(_checks.invalid("--data", "an existing .npy/.npz/.csv file or a dataset name", spec))
+    return spec
+
+
+def run_options(model_path):
+    """The `run.json` written by `tfvae train` beside `model_path`, or {}."""
+    path = pathlib.Path(model_path).parent / "run.json"
+    try:
+        with open(path) as handle:
+            options = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return options if isinstance(options, dict) else {}
+
+
+def load(spec, model, seed=0):
+    """Loads `--data` for `model`.
+
+    Args:
+        spec: a dataset name or a file path (see `check_spec`).
+        model: the `tfvae.VAE` to feed.
+        seed: the split's seed (the run's `seed`).
+
+    Returns:
+        `(train, test, description)`: `train` and `test` are `x` or
+        `(x, labels)` ready for `export.tflite` / `export.saved_model`, and
+        `description` names the source, e.g. `"digits"`.
+    """
+    from tfvae import datasets
+
+    if pathlib.Path(spec).suffix.lower() not in EXTENSIONS and spec not in datasets.NAMES:
+        raise ValueError(
+            _checks.invalid("--data", f"one of {list(datasets.NAMES)} or a .npy/.npz/.csv file", spec)
+        )
+    if spec in datasets.NAMES:
+        (x_train, y_train), (x_test, y_test) = datasets.load(spec, scale=False, seed=seed)
+        if not model.preprocessing:  # an older model: assume the training defaults
+            (x_train, y_train), (x_test, y_test) = datasets.load(
+                spec, binarize=model.likelihood_name == "bernoulli", seed=seed
+            )
+    else:
+        x, y = _read_file(spec, model)
+        order = np.random.default_rng(seed).permutation(len(x))
+        split = max(1, int(round(0.8 * len(x))))
+        if split == len(x):
+            raise ValueError(_checks.invalid("--data", "a file with at least 2 rows (80/20 split)", spec))
+        train_rows, test_rows = order[:split], order[split:]
+        x_train, x_test = x[train_rows], x[test_rows]
+        y_train, y_test = (None, None) if y is None else (y[train_rows], y[test_rows])
+    x_train, x_test = (_prepare(model, part) for part in (x_train, x_test))
+    pack = (lambda x, y: x) if not model.num_classes else (lambda x, y: (x, y))
+    return pack(x_train, y_train), pack(x_test, y_test), os.path.basename(os.fspath(spec))
+
+
+def _read_file(path, model):
+    from tfvae import datasets
+
+    x, _ = datasets.load_array(path)
+    if not model.num_classes:
+        return x, None
+    if not path.lower().endswith(".npz"):
+        raise ValueError(
+            _checks.invalid("--data", "an .npz with arrays 'x' and 'y' (class ids) for a conditional model", path)
+        )
+    with np.load(path, allow_pickle=False) as archive:
+        key = next((key for key in _LABEL_KEYS if key in archive.files), None)
+        if key is None:
+            raise ValueError(
+                _checks.invalid("--data", "an .npz with class ids under 'y' or 'labels' for a conditional model",
+                                path, f"It holds {archive.files}")
+            )
+        return x, np.asarray(archive[key])
+
+
+def _prepare(model, x):
+    from tfvae import datasets
+
+    if model.preprocessing:
+        x = datasets.apply_preprocessing(x, model.preprocessing)
+    size = int(np.prod(model.event_shape))
+    if x.ndim >= 2 and int(np.prod(x.shape[1:])) == size:
+        x = x.reshape((-1,) + tuple(model.event_shape))
+    return x.astype(np.float32)

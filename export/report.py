@@ -1,0 +1,208 @@
+"""What an export produced: size, signatures, ops and parity with the Keras model.
+
+`saved_model()` and `tflite()` return an `ExportReport`; `str(report)` is a
+readable summary and `format_table(reports)` puts several side by side (the
+`tfvae-export all` table).
+
+Parity is measured on the written artifact, run by TensorFlow (SavedModel)
+or the LiteRT interpreter (.tflite), against the Keras model's own methods
+on the same inputs: for every output, the largest absolute difference. For
+a quantized encoder, the error of `z_mean` is also given in units of the
+posterior's standard deviation, |dz_mean| / exp(z_log_sigma) (max and mean
+over all rows and latent dimensions): below 0.1 means the quantization
+moves an embedding by less than a tenth of the model's own uncertainty.
+"""
+
+import dataclasses
+import textwrap
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class ParityRow:
+    """Agreement of one output of one signature with the Keras model.
+
+    Attributes:
+        signature: e.g. `"encode"`.
+        output: e.g. `"z_mean"`.
+        max_abs_error: max |exported - keras| over all rows and features.
+        reference_max: max |keras|, the output's scale.
+        sigma_max, sigma_mean: for `z_mean` of quantized encoders, the error
+            in units of the posterior sigma; None otherwise.
+    """
+
+    signature: str
+    output: str
+    max_abs_error: float
+    reference_max: float
+    sigma_max: float = None
+    sigma_mean: float = None
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """The result of one export.
+
+    Attributes:
+        path: the artifact's path (a directory for a SavedModel).
+        format: `"saved_model"` or `"tflite"`.
+        size_bytes: the artifact's size (all files of a SavedModel).
+        signatures: `{name: {"inputs": {...}, "outputs": {...}}}` as in the metadata.
+        ops: `{op name: count}` of the artifact's graph.
+        parity: a list of `ParityRow`.
+        parity_data: what the parity was measured on, e.g. `"360 rows of parity_data"`.
+        metadata_path: where the metadata JSON was written.
+        part, quantize, int8_io: the LiteRT options (None for a SavedModel).
+    """
+
+    path: str
+    format: str
+    size_bytes: int
+    signatures: dict
+    ops: dict
+    parity: list
+    parity_data: str
+    metadata_path: str
+    part: str = None
+    quantize: str = None
+    int8_io: bool = None
+
+    @property
+    def name(self):
+        """A short label: `"SavedModel"`, `"encoder float32"`, `"encoder int8"`, ..."""
+        if self.format == "saved_model":
+            return "SavedModel"
+        return f"{self.part} {self.quantize or 'float32'}" + (" (int8 I/O)" if self.int8_io else "")
+
+    def max_abs_error(self, output=None):
+        """The largest parity error, over all rows, or of one output name."""
+        return max(row.max_abs_error for row in self.parity if output in (None, row.output))
+
+    def to_dict(self):
+        """The report as JSON-serializable data."""
+        return dataclasses.asdict(self)
+
+    def __str__(self):
+        lines = [
+            f"{self.name}: {self.path} ({human_size(self.size_bytes)})",
+            "signatures:",
+            *(f"  {_signature_line(name, spec)}" for name, spec in self.signatures.items()),
+            textwrap.fill(", ".join(f"{op} x{count}" for op, count in sorted(self.ops.items())), width=100,
+                          initial_indent="ops: ", subsequent_indent="  ", break_on_hyphens=False),
+            f"metadata: {self.metadata_path}",
+            f"parity with the Keras model on {self.parity_data}:",
+            *("  " + line for line in _parity_table(self.parity)),
+        ]
+        return "\n".join(lines)
+
+
+def compare(signature, reference, exported, sigma_units=False):
+    """Parity rows of one signature.
+
+    Args:
+        signature: the signature's name.
+        reference: `{output: array}` from the Keras model.
+        exported: `{output: array}` from the artifact (dequantized).
+        sigma_units: also give the `z_mean` error in posterior sigmas
+            (needs `z_mean` and `z_log_sigma` in `reference`).
+
+    Returns:
+        A list of `ParityRow`, one per output of `reference`.
+    """
+    rows = []
+    for output, expected in reference.items():
+        error = np.abs(np.asarray(exported[output], np.float64) - expected)
+        row = ParityRow(signature, output, _max(error), _max(np.abs(expected)))
+        if sigma_units and output == "z_mean":
+            relative = error / np.exp(reference["z_log_sigma"].astype(np.float64))
+            row.sigma_max, row.sigma_mean = _max(relative), float(np.mean(relative))
+        rows.append(row)
+    return rows
+
+
+def check_plausible(rows, relative_limit, what):
+    """Refuses an artifact whose outputs are garbage.
+
+    Converters have produced models that run and return values near 1e38
+    without an error; this catches that before anything is written.
+
+    Args:
+        rows: `ParityRow`s of the artifact.
+        relative_limit: the largest acceptable `max_abs_error / max(1, reference_max)`.
+        what: the artifact's name, for the message.
+
+    Raises:
+        RuntimeError: if an error is non-finite or above the limit.
+    """
+    for row in rows:
+        if not np.isfinite(row.max_abs_error) or row.max_abs_error > relative_limit * max(1.0, row.reference_max):
+            raise RuntimeError(
+                f"The exported {what} disagrees with the Keras model: {row.signature}.{row.output} is off by "
+                f"{row.max_abs_error:.3g} (outputs up to {row.reference_max:.3g}); nothing was written. "
+                "This is a converter fault; please report it with the model."
+            )
+
+
+def format_table(reports):
+    """One table for several reports: size, size relative to float32, and parity.
+
+    Args:
+        reports: a sequence of `ExportReport`.
+
+    Returns:
+        The table as a string, one row per artifact and output.
+    """
+    float_sizes = {r.part: r.size_bytes for r in reports if r.format == "tflite" and r.quantize is None}
+    header = ("artifact", "size", "vs float32", "output", "max |err|", "z_mean err / sigma (max, mean)")
+    rows = []
+    for report in reports:
+        base = float_sizes.get(report.part) if report.format == "tflite" else None
+        ratio = f"{report.size_bytes / base:.1%}" if base else "-"
+        for index, row in enumerate(report.parity):
+            first = index == 0
+            rows.append((
+                report.name if first else "",
+                human_size(report.size_bytes) if first else "",
+                ratio if first else "",
+                f"{row.signature}.{row.output}",
+                f"{row.max_abs_error:.2e}",
+                f"{row.sigma_max:.4f}, {row.sigma_mean:.4f}" if row.sigma_max is not None else "",
+            ))
+    return "\n".join(_columns([header] + rows))
+
+
+def human_size(size):
+    """`12345` -> `"12.1 KiB"`."""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024 or unit == "MiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+def _max(values):
+    return float(np.max(values)) if np.size(values) else 0.0
+
+
+def _parity_table(rows):
+    header = ("signature", "output", "max |err|", "z_mean err / sigma (max, mean)")
+    body = [
+        (row.signature, row.output, f"{row.max_abs_error:.2e}",
+         f"{row.sigma_max:.4f}, {row.sigma_mean:.4f}" if row.sigma_max is not None else "")
+        for row in rows
+    ]
+    return _columns([header] + body)
+
+
+def _columns(rows):
+    if not any(row[-1] for row in rows[1:]):  # no sigma column without quantized encoders
+        rows = [row[:-1] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _signature_line(name, spec):
+    def tensors(entries):
+        return ", ".join(f"{key} {entry['dtype']}{list(entry['shape'])}" for key, entry in entries.items())
+
+    return f"{name}({tensors(spec['inputs'])}) -> {tensors(spec['outputs'])}"

@@ -1,0 +1,164 @@
+"""The tfvae-export command: saved-model, tflite and all on a tiny saved run; bad input is one line."""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import tfvae
+from export import cli, metadata
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(digits, tmp_path_factory):
+    """A run folder like `tfvae train` writes: model.keras and run.json."""
+    (x_train, _), _ = digits
+    keras.utils.set_random_seed(0)
+    model = tfvae.mlp_vae(64, (16,), 3, likelihood="bernoulli",
+                          preprocessing={"dataset": "digits", **tfvae.datasets.preprocessing_for("digits", True, True)})
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(x_train, epochs=2, batch_size=128, verbose=0)
+    path = tmp_path_factory.mktemp("runs") / "digits"
+    path.mkdir()
+    model.save(path / "model.keras")
+    (path / "run.json").write_text(json.dumps({"data": "digits", "seed": 0}))
+    return path
+
+
+def _command(*args):
+    """`python -m export ARGS` in a fresh process, as a user runs it."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-m", "export", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+
+
+def test_all_writes_every_artifact_and_one_table(run_dir):
+    done = _command("all", run_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # TensorFlow's log lines are kept out of the user's way
+    out = run_dir / "export"
+    assert sorted(os.listdir(out)) == [
+        "decoder.tflite", "decoder.tflite.json", "encoder.tflite", "encoder.tflite.json",
+        "encoder_int8.tflite", "encoder_int8.tflite.json", "saved_model",
+    ]
+    assert (out / "saved_model" / "assets" / "tfvae.json").is_file()
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("[") and "done" in line for line in lines) == 4  # one progress line per artifact
+    table = [line for line in lines if not line.startswith(("[", "parity on"))]
+    assert table[0].split()[:2] == ["artifact", "size"]
+    for name in ("SavedModel", "encoder float32", "encoder int8", "decoder float32"):
+        assert sum(line.startswith(name) for line in table) == 1
+    assert "360 rows of the digits test split" in done.stdout and "1437 rows" in done.stdout
+    errors = {}  # artifact -> the "max |err|" cells of its rows
+    for line in table[1:]:
+        if not line.startswith(" "):
+            artifact = line.split("  ")[0]
+        errors.setdefault(artifact, []).append(float(re.findall(r"\d\.\d+e[-+]\d+", line)[0]))
+    for name in ("SavedModel", "encoder float32", "decoder float32"):
+        assert errors[name] and max(errors[name]) <= 1e-5, (name, errors[name])
+    assert len(errors["SavedModel"]) == 8  # 6 signatures, encode/serving_default with 2 outputs each
+
+
+def test_all_refuses_to_overwrite_then_overwrites(run_dir):
+    out = run_dir / "export"
+    if not out.exists():
+        pytest.skip("needs the artifacts of test_all_writes_every_artifact_and_one_table")
+    before = (out / "encoder.tflite").read_bytes()
+    done = _command("all", run_dir)
+    assert done.returncode != 0 and len(done.stderr.splitlines()) == 1
+    assert "already exists" in done.stderr and "--overwrite" in done.stderr
+    assert (out / "encoder.tflite").read_bytes() == before
+
+
+def test_tflite_int8_with_digits(run_dir, tmp_path, capsys):
+    out = tmp_path / "encoder_int8.tflite"
+    status = cli.main(["tflite", str(run_dir / "model.keras"), "--part", "encoder", "--quantize", "int8",
+                       "--data", "digits", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert out.is_file() and metadata.read(out)["quantize"] == "int8"
+    assert "encoder int8" in captured.out and "z_mean" in captured.out and "sigma" in captured.out
+    assert "360 rows of the digits test split" in captured.out
+    assert captured.err == ""
+
+
+def test_tflite_decoder_with_a_file_and_int8_io(run_dir, tmp_path, capsys):
+    raw = np.random.default_rng(0).integers(0, 17, (50, 64))  # raw digit-like values: preprocessing applies
+    np.save(tmp_path / "raw.npy", raw)
+    out = tmp_path / "decoder.tflite"
+    status = cli.main(["tflite", str(run_dir / "model.keras"), "--part", "decoder", "--quantize", "int8",
+                       "--int8-io", "--data", str(tmp_path / "raw.npy"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    inputs = metadata.read(out)["signatures"]["decode"]["inputs"]
+    assert inputs["z"]["dtype"] == "int8" and inputs["z"]["quantization"]["scale"] > 0
+    assert "10 rows of the raw.npy test split" in captured.out
+
+
+def test_saved_model_command(run_dir, tmp_path, capsys):
+    out = tmp_path / "sm"
+    status = cli.main(["saved-model", str(run_dir / "model.keras"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert (out / "saved_model.pb").is_file() and metadata.read(out)["artifact"] == "saved_model"
+    assert "serving_default" in captured.out and "synthetic" in captured.out
+
+
+def test_entry_point_is_installed():
+    executable = shutil.which("tfvae-export")
+    if executable is None:
+        pytest.skip("tfvae-export is not on PATH (package not installed)")
+    done = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "saved-model" in done.stdout and "tflite" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["tflite", "{missing}", "--out", "{tmp}/e.tflite"], ["no such model file"]),
+        (["tflite", "{model}", "--out", "{tmp}/e.tflite", "--quantize", "int4"], ["--quantize", "int4"]),
+        (["tflite", "{model}", "--out", "{tmp}/e.tflite", "--quantize", "int8"], ["--data"]),
+        (["tflite", "{model}", "--out", "{tmp}/e.onnx"], [".tflite"]),
+        (["tflite", "{model}", "--out", "{tmp}/e.tflite", "--int8-io"], ["--int8-io"]),
+        (["tflite", "{model}", "--out", "{tmp}/e.tflite", "--data", "{tmp}/none.csv"], ["--data", "none.csv"]),
+        (["all", "{tmp}"], ["model.keras"]),
+        (["saved-model", "{model}"], ["--out"]),
+        (["convert", "{model}"], ["convert"]),
+        ([], ["COMMAND"]),
+    ],
+)
+def test_bad_input_is_one_line(run_dir, tmp_path, args, words):
+    args = [a.format(missing=tmp_path / "missing.keras", model=run_dir / "model.keras", tmp=tmp_path) for a in args]
+    done = _command(*args)
+    assert done.returncode != 0
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("tfvae-export: error:") and "Traceback" not in done.stderr
+    for word in words:
+        assert word in done.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_data_after_loading_is_one_line(run_dir, tmp_path):
+    np.save(tmp_path / "narrow.npy", np.zeros((20, 5)))
+    done = _command("tflite", run_dir / "model.keras", "--out", tmp_path / "e.tflite", "--data", tmp_path / "narrow.npy")
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "--data" in done.stderr and "(n, 64)" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["narrow.npy"]
+
+
+def test_in_process_errors_are_one_line(run_dir, tmp_path, capsys):
+    (tmp_path / "e.tflite").write_bytes(b"old")
+    status = cli.main(["tflite", str(run_dir / "model.keras"), "--out", str(tmp_path / "e.tflite")])
+    captured = capsys.readouterr()
+    assert status != 0 and len(captured.err.splitlines()) == 1 and "--overwrite" in captured.err
+    assert (tmp_path / "e.tflite").read_bytes() == b"old"

@@ -1,0 +1,329 @@
+"""export.tflite: every variant in the LiteRT interpreter, parity, Flex refusal, metadata, atomic writes."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+import export
+import tfvae
+from export import _atomic, _litert, metadata
+
+BATCHES = (1, 5, 32)
+
+# Stated tolerances, max |tflite - keras| on the digits test split unless said otherwise.
+FLOAT32 = 1e-5  # the same computation up to float32 rounding
+# float16 weights: each weight off by <= 2**-11 relative (~5e-4); summed over a layer this stays
+# well below 2e-3 on outputs of size ~1 (measured ~2e-4).
+FLOAT16 = 2e-3
+# dynamic range: int8 weights (1/254 of each channel's range), float activations; measured ~5e-3.
+DYNAMIC = 3e-2
+# int8: z_mean within a tenth of the posterior sigma (the issue's bar; measured ~0.013 sigma),
+# z_log_sigma within 0.1 (its tanh bound is quantized in steps of 10/128 = 0.078: sigma within ~10%),
+# decoder probabilities within 0.05 (measured ~0.011).
+INT8_Z_MEAN_SIGMAS = 0.1
+INT8_Z_LOG_SIGMA = 0.1
+INT8_X_MEAN = 0.05
+
+VARIANTS = {
+    # name: (part, quantize, int8_io)
+    "encoder": ("encoder", None, False),
+    "encoder_float16": ("encoder", "float16", False),
+    "encoder_dynamic": ("encoder", "dynamic", False),
+    "encoder_int8": ("encoder", "int8", False),
+    "encoder_int8_io": ("encoder", "int8", True),
+    "decoder": ("decoder", None, False),
+    "decoder_float16": ("decoder", "float16", False),
+    "decoder_dynamic": ("decoder", "dynamic", False),
+    "decoder_int8": ("decoder", "int8", False),
+    "decoder_int8_io": ("decoder", "int8", True),
+}
+
+
+def _trained(x, labels=None, epochs=3, **options):
+    keras.utils.set_random_seed(0)
+    model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli",
+                          preprocessing=tfvae.datasets.preprocessing_for("digits", binarize=True), **options)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(x, labels, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    (x_train, _), _ = digits
+    return _trained(x_train)
+
+
+@pytest.fixture(scope="module")
+def variants(model, digits, tmp_path_factory):
+    """Every variant written once: {name: (path, report)}."""
+    (x_train, _), (x_test, _) = digits
+    root = tmp_path_factory.mktemp("tflite")
+    result = {}
+    for name, (part, quantize, int8_io) in VARIANTS.items():
+        path = root / f"{name}.tflite"
+        result[name] = path, export.tflite(
+            model, path, part=part, quantize=quantize, int8_io=int8_io,
+            representative_data=x_train if quantize == "int8" else None, parity_data=x_test,
+        )
+    return result
+
+
+def _run(path, inputs):
+    """Runs a .tflite with the LiteRT interpreter, resizing to the batch and (de)quantizing per the sidecar."""
+    info = metadata.read(path)
+    (signature, spec), = info["signatures"].items()
+    interpreter = Interpreter(model_path=str(path))
+    for name, value in inputs.items():
+        interpreter.resize_tensor_input(spec["inputs"][name]["index"], value.shape, strict=True)
+    interpreter.allocate_tensors()
+    for name, value in inputs.items():
+        entry = spec["inputs"][name]
+        if entry["quantization"]:
+            q = entry["quantization"]
+            value = np.clip(np.round(value / q["scale"]) + q["zero_point"], -128, 127)
+        interpreter.set_tensor(entry["index"], value.astype(entry["dtype"]))
+    interpreter.invoke()
+    outputs = {}
+    for name, entry in spec["outputs"].items():
+        value = interpreter.get_tensor(entry["index"]).astype("float32")
+        if entry["quantization"]:
+            value = (value - entry["quantization"]["zero_point"]) * entry["quantization"]["scale"]
+        outputs[name] = value
+    return signature, outputs
+
+
+def _keras_inputs(model, part, x):
+    if part == "encoder":
+        return {"x": x}
+    z_mean = np.asarray(model.encode(x)[0])
+    prior = np.random.default_rng(0).standard_normal(z_mean.shape).astype("float32")
+    return {"z": np.concatenate([z_mean, prior])}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_runs_at_several_batch_sizes_and_matches_keras(name, variants, model, digits):
+    _, (x_test, _) = digits
+    part, quantize, _ = VARIANTS[name]
+    path, _ = variants[name]
+    inputs = _keras_inputs(model, part, x_test)
+    full = {}
+    for batch in BATCHES + (len(next(iter(inputs.values()))),):
+        signature, outputs = _run(path, {key: value[:batch] for key, value in inputs.items()})
+        assert signature == ("encode" if part == "encoder" else "decode")
+        assert all(len(value) == batch for value in outputs.values())
+        full = outputs
+    if part == "encoder":
+        z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(inputs["x"]))
+        error = np.abs(full["z_mean"] - z_mean)
+        log_sigma_error = np.abs(full["z_log_sigma"] - z_log_sigma)
+        if quantize == "int8":
+            assert (error / np.exp(z_log_sigma)).max() < INT8_Z_MEAN_SIGMAS
+            assert log_sigma_error.max() < INT8_Z_LOG_SIGMA
+        else:
+            tolerance = {None: FLOAT32, "float16": FLOAT16, "dynamic": DYNAMIC}[quantize]
+            assert error.max() <= tolerance and log_sigma_error.max() <= tolerance
+    else:
+        error = np.abs(full["x_mean"] - np.asarray(model.decode(inputs["z"])))
+        assert error.max() <= {None: FLOAT32, "float16": FLOAT16, "dynamic": DYNAMIC, "int8": INT8_X_MEAN}[quantize]
+
+
+def test_reports(variants):
+    sizes = {name: report.size_bytes for name, (_, report) in variants.items()}
+    for part in ("encoder", "decoder"):  # on this tiny model fixed overhead dominates; see the CLI test for ratios
+        assert sizes[f"{part}_int8"] < sizes[part] and sizes[f"{part}_float16"] < sizes[part]
+    for name, (path, report) in variants.items():
+        part, quantize, int8_io = VARIANTS[name]
+        assert report.size_bytes == os.path.getsize(path)
+        assert (report.part, report.quantize, report.int8_io) == (part, quantize, int8_io)
+        assert report.ops == _litert.ops(path.read_bytes()) and not _litert.non_builtin(report.ops)
+        assert "360 rows of parity_data" in report.parity_data
+        if quantize is None:
+            assert report.max_abs_error() <= FLOAT32
+        z_mean = [row for row in report.parity if row.output == "z_mean"]
+        if part == "encoder" and quantize is not None:
+            assert z_mean[0].sigma_max is not None and z_mean[0].sigma_mean <= z_mean[0].sigma_max
+        assert name.split("_")[0] in str(report) and "max |err|" in str(report)
+    table = export.format_table([report for _, report in variants.values()])
+    assert "encoder int8" in table and "vs float32" in table and len(table.splitlines()) > len(variants)
+
+
+def test_sidecar_tells_how_to_feed(variants):
+    path, _ = variants["encoder_int8_io"]
+    assert metadata.sidecar_path(path) == path.with_name(path.name + ".json")
+    info = json.loads(metadata.sidecar_path(path).read_text())
+    assert info["artifact"] == "tflite" and info["part"] == "encoder" and info["quantize"] == "int8"
+    assert info["int8_io"] is True and info["tfvae_version"] == tfvae.__version__
+    assert info["model"] == {
+        "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
+        "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
+    }
+    runner = Interpreter(model_path=str(path)).get_signature_runner("encode")
+    for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details())):
+        for name, detail in details.items():
+            entry = info["signatures"]["encode"][side][name]
+            assert entry["dtype"] == "int8" == np.dtype(detail["dtype"]).name
+            assert entry["index"] == detail["index"] and entry["shape"][0] == -1
+            scale, zero_point = detail["quantization"]
+            assert entry["quantization"]["scale"] == pytest.approx(scale)
+            assert entry["quantization"]["zero_point"] == zero_point
+    float_info = metadata.read(variants["decoder"][0])
+    assert float_info["signatures"]["decode"]["inputs"]["z"]["quantization"] is None
+    assert float_info["signatures"]["decode"]["outputs"]["x_mean"]["shape"] == [-1, 64]
+
+
+def test_conditional_model_takes_labels(digits, tmp_path):
+    (x_train, y_train), (x_test, y_test) = digits
+    model = _trained(x_train, y_train, epochs=2, num_classes=10)
+    labels = y_test.astype("int32")
+    z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(x_test, labels))
+    for part, quantize in (("encoder", None), ("decoder", None), ("encoder", "int8"), ("decoder", "int8")):
+        path = tmp_path / f"{part}_{quantize}.tflite"
+        export.tflite(model, path, part=part, quantize=quantize,
+                      representative_data=(x_train, y_train), parity_data=(x_test, y_test))
+        (signature, spec), = metadata.read(path)["signatures"].items()
+        assert spec["inputs"]["labels"]["dtype"] == "int32" and spec["inputs"]["labels"]["shape"] == [-1]
+        if part == "encoder":
+            _, outputs = _run(path, {"x": x_test, "labels": labels})
+            error = np.abs(outputs["z_mean"] - z_mean)
+            if quantize is None:
+                assert error.max() <= FLOAT32
+            else:  # labels enter the int8 graph correctly (TFLite's ONE_HOT would not, see one_hot_rows)
+                assert (error / np.exp(z_log_sigma)).max() < INT8_Z_MEAN_SIGMAS
+        else:
+            _, outputs = _run(path, {"z": z_mean, "labels": labels})
+            error = np.abs(outputs["x_mean"] - np.asarray(model.decode(z_mean, labels)))
+            assert error.max() <= (FLOAT32 if quantize is None else INT8_X_MEAN)
+
+
+def test_convolutional_encoder(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tfvae.conv_vae((8, 8, 1), (4,), 2)
+    report = export.tflite(model, tmp_path / "conv.tflite")
+    assert report.signatures["encode"]["inputs"]["x"]["shape"] == [-1, 8, 8, 1]
+    assert report.max_abs_error() <= FLOAT32 and "synthetic" in report.parity_data
+
+
+class _Erf(keras.layers.Layer):
+    """The Gaussian error function: TensorFlow's Erf has no TFLite builtin, only a Flex kernel."""
+
+    def call(self, inputs):
+        return keras.ops.erf(inputs)
+
+
+def test_model_needing_flex_ops_is_refused(tmp_path):
+    keras.utils.set_random_seed(0)
+    encoder = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), _Erf()])
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(6)])
+    model = tfvae.VAE(encoder, decoder, latent_dim=2)
+    for quantize, data in ((None, None), ("int8", np.random.default_rng(0).random((8, 6)))):
+        with pytest.raises(ValueError, match=r"(?s)builtin.*Erf.*Flex"):
+            export.tflite(model, tmp_path / "encoder.tflite", quantize=quantize, representative_data=data)
+    assert os.listdir(tmp_path) == []
+    export.tflite(model, tmp_path / "decoder.tflite", part="decoder")  # the decoder has no Erf
+
+
+def test_int8_needs_representative_data(model, tmp_path):
+    with pytest.raises(ValueError, match="representative_data") as raised:
+        export.tflite(model, tmp_path / "e.tflite", quantize="int8")
+    assert "quantize='int8'" in str(raised.value)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(part="both"), ValueError, ["`part`", "'encoder'", "'decoder'", "part='both'"]),
+        (dict(part=None), ValueError, ["`part`", "part=None"]),
+        (dict(quantize="int4"), ValueError, ["`quantize`", "'float16'", "quantize='int4'"]),
+        (dict(quantize=8), ValueError, ["`quantize`", "quantize=8"]),
+        (dict(path=42), TypeError, ["`path`", "path=42"]),
+        (dict(path="encoder.onnx"), ValueError, ["`path`", ".tflite", "encoder.onnx"]),
+        (dict(int8_io=True), ValueError, ["`int8_io`", "quantize='int8'"]),
+        (dict(int8_io="yes"), TypeError, ["`int8_io`", "True or False"]),
+        (dict(overwrite=1), TypeError, ["`overwrite`"]),
+        (dict(quantize="int8", representative_data=np.zeros((10, 63))), ValueError,
+         ["`representative_data`", "(n, 64)", "(10, 63)"]),
+        (dict(representative_data="digits"), TypeError, ["`representative_data`", "numeric"]),
+        (dict(parity_data=np.full((3, 64), np.nan)), ValueError, ["`parity_data`", "finite"]),
+        (dict(model="model.keras"), TypeError, ["`model`", "tfvae.VAE", "load_model"]),
+    ],
+)
+def test_bad_arguments(model, tmp_path, kwargs, error, words):
+    arguments = dict(model=model, path=str(tmp_path / "e.tflite")) | kwargs
+    with pytest.raises(error) as raised:
+        export.tflite(arguments.pop("model"), arguments.pop("path"), **arguments)
+    for word in words:
+        assert word in str(raised.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_path_to_directory_is_refused(model, tmp_path):
+    (tmp_path / "e.tflite").mkdir()
+    with pytest.raises(ValueError, match="not an existing directory"):
+        export.tflite(model, tmp_path / "e.tflite", overwrite=True)
+
+
+def test_overwrite(model, tmp_path):
+    path = tmp_path / "e.tflite"
+    export.tflite(model, path)
+    before = _files(tmp_path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export.tflite(model, path, quantize="float16")
+    assert _files(tmp_path) == before
+    metadata.sidecar_path(path).unlink()  # a stray sidecar alone also needs overwrite
+    metadata.sidecar_path(path).write_text("{}")
+    path.unlink()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export.tflite(model, path)
+    report = export.tflite(model, path, quantize="float16", overwrite=True)
+    assert metadata.read(path)["quantize"] == "float16" and os.path.getsize(path) == report.size_bytes
+    assert sorted(os.listdir(tmp_path)) == ["e.tflite", "e.tflite.json"]
+
+
+def test_failure_mid_write_leaves_old_artifact(model, tmp_path, monkeypatch):
+    path = tmp_path / "e.tflite"
+    export.tflite(model, path)
+    before = _files(tmp_path)
+
+    def disk_full(target, data):
+        with open(target, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_atomic, "write_bytes", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        export.tflite(model, path, quantize="dynamic", overwrite=True)
+    assert _files(tmp_path) == before
+    with pytest.raises(OSError):
+        export.tflite(model, tmp_path / "fresh.tflite")
+    assert _files(tmp_path) == before
+
+
+def test_failure_between_the_two_renames_rolls_back(model, tmp_path, monkeypatch):
+    """The .tflite is in place, then the sidecar's rename fails: both old files come back."""
+    path = tmp_path / "e.tflite"
+    export.tflite(model, path)
+    before = _files(tmp_path)
+    real_replace = os.replace
+    failures = []
+
+    def replace(source, target):
+        if os.fspath(target) == os.fspath(metadata.sidecar_path(path)) and ".tmp-" in os.fspath(source) \
+                and not failures:
+            failures.append(source)
+            raise OSError(5, "Input/output error")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(_atomic.os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output"):
+        export.tflite(model, path, quantize="float16", overwrite=True)
+    assert failures and _files(tmp_path) == before
+
+
+def _files(directory):
+    return {name: (directory / name).read_bytes() for name in sorted(os.listdir(directory))}
