@@ -3,9 +3,7 @@
 One `Endpoint` names its inputs and outputs and computes them with the
 model's public methods. The same function gives the Keras reference (called
 eagerly on numpy arrays) and, traced by `keras.export.ExportArchive`, the
-exported graph, so the two cannot drift apart. (The exported graph turns
-class ids into one-hot rows itself, see `one_hot_rows`; the reference
-passes the ids to the model, so parity covers that step too.)
+exported graph, so the two cannot drift apart.
 
     name         inputs                 outputs
     encode       x [, labels]           z_mean, z_log_sigma
@@ -131,26 +129,10 @@ def _traceable(model, endpoint):
     names = endpoint.input_names(model)
 
     def function(*args):
-        inputs = dict(zip(names, args))
-        if "labels" in inputs:
-            inputs["labels"] = one_hot_rows(model, inputs["labels"])
-        return endpoint.compute(model, **inputs)
+        return endpoint.compute(model, **dict(zip(names, args)))
 
     function.__name__ = endpoint.name
     return function
-
-
-def one_hot_rows(model, labels):
-    """Class ids `(batch,)` as one-hot float rows `(batch, num_classes)`, by a table lookup.
-
-    The model would do `tf.one_hot` itself, but under full int8 quantization
-    the TFLite converter (TF 2.21) gives the ONE_HOT op an output scale
-    different from that of its on/off values without rescaling them, so a
-    conditional int8 model sees its label as ~2 instead of 1 and its
-    outputs are far off. Gathering rows of an identity matrix converts to
-    GATHER, which quantizes correctly; the values are the same 0.0 and 1.0.
-    """
-    return tf.gather(tf.eye(model.num_classes, dtype=tf.float32), labels)
 
 
 def reference(model, endpoint, feeds):

@@ -192,7 +192,7 @@ def test_conditional_model_takes_labels(digits, tmp_path):
             error = np.abs(outputs["z_mean"] - z_mean)
             if quantize is None:
                 assert error.max() <= FLOAT32
-            else:  # labels enter the int8 graph correctly (TFLite's ONE_HOT would not, see one_hot_rows)
+            else:  # labels enter the int8 graph correctly (TFLite's ONE_HOT would not, see VAE._one_hot)
                 assert (error / np.exp(z_log_sigma)).max() < INT8_Z_MEAN_SIGMAS
         else:
             _, outputs = _run(path, {"z": z_mean, "labels": labels})
