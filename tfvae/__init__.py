@@ -19,7 +19,11 @@ with _silenced():
     import tensorflow as _tf  # noqa: E402
     import tensorflow_probability as _tfp  # noqa: E402, F401
 
-    _tf.constant(0.0) + 1.0  # the first op initializes the runtime, which logs too
+    # The first op initializes the runtime, which logs too. Not in a
+    # multi-worker job (TF_CONFIG set): MultiWorkerMirroredStrategy has to
+    # configure collective ops before the runtime starts.
+    if not _os.environ.get("TF_CONFIG"):
+        _tf.constant(0.0) + 1.0
 
 if _keras.backend.backend() != "tensorflow":
     raise ImportError(
@@ -28,11 +32,14 @@ if _keras.backend.backend() != "tensorflow":
         "Set KERAS_BACKEND=tensorflow."
     )
 
-from tfvae import datasets, likelihoods, losses  # noqa: E402
+from tfvae import callbacks, datasets, distribute, likelihoods, losses  # noqa: E402
 from tfvae.builders import conv_vae, mlp_vae  # noqa: E402
+# `tfvae.evaluate` is the function; the module stays importable as `from tfvae.evaluate import ...`.
+from tfvae.evaluate import evaluate, format_evaluation  # noqa: E402
 from tfvae.latent import GaussianLatent  # noqa: E402
+from tfvae.saving import load_model  # noqa: E402
 from tfvae.vae import VAE  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "GaussianLatent", "mlp_vae", "conv_vae", "datasets", "likelihoods", "losses", "__version__"]
+__all__ = ["VAE", "GaussianLatent", "mlp_vae", "conv_vae", "evaluate", "format_evaluation", "load_model", "callbacks", "datasets", "distribute", "likelihoods", "losses", "__version__"]

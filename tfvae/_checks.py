@@ -43,7 +43,11 @@ def non_negative_float(name, value):
 
 def positive_float(name, value):
     """Returns `value` as a float, or raises if it is not a finite number > 0."""
-    if non_negative_float(name, value) == 0:
+    try:
+        positive = non_negative_float(name, value) > 0
+    except ValueError:  # its message would say ">= 0"
+        positive = False
+    if not positive:
         raise ValueError(invalid(name, "a finite number > 0", value))
     return float(value)
 
@@ -113,6 +117,7 @@ def float_array(name, x, event_shape=None, allow_empty=False):
                     name,
                     f"an array of shape (batch, {', '.join(map(str, event_shape))})",
                     f"<array of shape {array.shape}>",
+                    _shape_hint(name, array.shape, tuple(event_shape)),
                 )
             )
     if array.shape[0] == 0 and not allow_empty:
@@ -130,3 +135,28 @@ def float_array(name, x, event_shape=None, allow_empty=False):
             )
         )
     return array
+
+
+def _shape_hint(name, shape, event_shape):
+    """How to fix an array whose shape does not fit `event_shape`, if obvious."""
+    if shape == event_shape:
+        return f"For a single example, add the batch axis: {name}[None]"
+    if len(shape) >= 1 and shape[0] and np.prod(shape[1:]) == np.prod(event_shape):
+        return f"Reshape it: {name}.reshape(-1, {', '.join(map(str, event_shape))})"
+    return ""
+
+
+def first_non_finite_row(array):
+    """The index of the first row of `array` holding NaN or infinity, or None."""
+    array = np.asarray(array)
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    return None if finite.all() else int(np.flatnonzero(~finite)[0])
+
+
+def overflow(name, output_name, row):
+    """The message for finite input `name` whose row `row` gives a non-finite `output_name`."""
+    return invalid(
+        name, f"values the model maps to a finite `{output_name}`",
+        f"<row {row}, whose `{output_name}` overflows float32>",
+        f"Its values are too large for the network; preprocess `{name}` as the training data",
+    )

@@ -158,8 +158,9 @@ def load_array(path, key=None, scale=False, binarize=False, threshold=0.5):
 
     Raises:
         FileNotFoundError: if `path` does not exist.
-        ValueError: for an unsupported extension, an empty, ragged or
-            non-numeric file, or non-finite values (with the row index).
+        ValueError: for an unsupported extension, an empty, ragged,
+            one-dimensional or non-numeric file, or non-finite values (with
+            the row index).
     """
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
@@ -180,6 +181,11 @@ def load_array(path, key=None, scale=False, binarize=False, threshold=0.5):
                 raise ValueError(_checks.invalid("key", f"one of {archive.files}", key))
             raw = archive[key]
     x = _checks.float_array(f"data in {path}", raw)
+    if x.ndim < 2:  # one value per row: the model's input width would be undefined
+        raise ValueError(
+            _checks.invalid(f"data in {path}", "an array of shape (n, features) or (n, height, width[, channels])",
+                            f"<array of shape {x.shape}>", "Save a single feature as shape (n, 1)")
+        )
     preprocessing = {"offset": 0.0, "divisor": 1.0, "binarize_threshold": None}
     if scale:
         minimum, maximum = x.min(axis=0), x.max(axis=0)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, likelihoods, losses
+from tfvae import _checks, distribute, fit_checks, likelihoods, losses
 from tfvae.latent import GaussianLatent, standard_normal_prior
 
 
@@ -188,7 +188,12 @@ class VAE(keras.Model):
             return tf.cast(labels, "float32")
         if labels.shape.rank == 2 and labels.shape[-1] == 1:
             labels = labels[:, 0]
-        return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
+        # A row lookup in an identity matrix rather than tf.one_hot: under full
+        # int8 quantization the TFLite converter (TF 2.21) gives ONE_HOT an
+        # output scale without rescaling its on/off values, so an int8
+        # conditional model would see its label as ~2 instead of 1. GATHER
+        # quantizes correctly, and the values are the same 0.0 and 1.0.
+        return tf.gather(tf.eye(self.num_classes, dtype=tf.float32), tf.cast(labels, tf.int32))
 
     def _encode(self, x, labels, training=False):
         features = self.encoder(x, training=training)
@@ -298,12 +303,29 @@ class VAE(keras.Model):
         logs = self._update_metrics(loss, reconstruction, kl, sample_weight)
         if self.kl_warmup_steps:
             logs["kl_weight"] = kl_weight
-        return logs
+        return distribute.step_logs(logs)
 
     def test_step(self, data):
         x, labels, sample_weight = self._unpack(data)
         objective, reconstruction, kl = self._loss_terms(x, labels, self.beta, training=False)
-        return self._update_metrics(losses.weighted_mean(objective, sample_weight), reconstruction, kl, sample_weight)
+        logs = self._update_metrics(losses.weighted_mean(objective, sample_weight), reconstruction, kl, sample_weight)
+        return distribute.step_logs(logs)
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, after checking array data before the first step.
+
+        Arrays (`x`, labels, `sample_weight`, `validation_data`) are checked
+        by `tfvae.fit_checks.check_fit_arguments`: wrong shapes, empty data,
+        non-numeric values and NaN or infinity (with the first bad row) are
+        refused before training starts; integers become float32.
+        `tf.data` datasets and generators are passed on unchecked.
+
+        Raises:
+            TypeError: for non-numeric array data.
+            ValueError: for array data of the wrong shape, empty, or not finite.
+        """
+        args, kwargs = fit_checks.check_fit_arguments(self, *args, **kwargs)
+        return super().fit(*args, **kwargs)
 
     def predict_step(self, data):
         x, labels, _ = self._unpack(data)
@@ -357,9 +379,13 @@ class VAE(keras.Model):
             `z_log_sigma` is bounded, and sigma = exp(z_log_sigma).
 
         Raises:
-            ValueError: if x has the wrong shape or non-finite values.
+            ValueError: if x has the wrong shape or non-finite values, or
+                values so large that the encoder's output overflows.
+            RuntimeError: if the model's weights are not finite.
         """
-        return self._encode(self._as_x(x), labels)
+        z_mean, z_log_sigma = self._encode(self._as_x(x), labels)
+        self._check_finite_output("x", "z_mean", z_mean)
+        return z_mean, z_log_sigma
 
     def posterior(self, x, labels=None):
         """q(z|x) as a `tfd.MultivariateNormalDiag` with batch shape `(batch,)`."""
@@ -379,9 +405,29 @@ class VAE(keras.Model):
             A float32 tensor `(batch,) + event_shape`.
 
         Raises:
-            ValueError: if z is not `(batch, latent_dim)` or not finite.
+            ValueError: if z is not `(batch, latent_dim)` or not finite, or
+                so large that the decoder's output overflows.
+            RuntimeError: if the model's weights are not finite.
         """
-        return self.likelihood_layer.mean(self._decoder_params(self._as_z(z), labels))
+        x_mean = self.likelihood_layer.mean(self._decoder_params(self._as_z(z), labels))
+        self._check_finite_output("z", "x_mean", x_mean)
+        return x_mean
+
+    def _check_finite_output(self, name, output_name, output):
+        """Raises if an eager output of finite input `name` has a non-finite row."""
+        if not tf.executing_eagerly() or not hasattr(output, "numpy"):
+            return  # traced by an exporter: nothing to check
+        row = _checks.first_non_finite_row(output.numpy())
+        if row is None:
+            return
+        broken = [weight.path for weight in self.trainable_weights if not np.all(np.isfinite(weight.numpy()))]
+        if broken:
+            raise RuntimeError(
+                f"The model's weights hold NaN or infinity ({', '.join(broken[:3])}...): training diverged, and "
+                f"no `{output_name}` it computes is meaningful. Train again with a lower learning rate or "
+                "scaled data (tfvae.callbacks.TerminateOnNonFinite keeps the last good weights)."
+            )
+        raise ValueError(_checks.overflow(name, output_name, row))
 
     def reconstruct(self, x, labels=None):
         """Deterministic reconstruction: `decode(z_mean(x))`."""
@@ -443,23 +489,29 @@ class VAE(keras.Model):
         batch_size = _checks.positive_int("batch_size", batch_size)
         samples_per_chunk = _checks.positive_int("samples_per_chunk", samples_per_chunk)
         if seed is not None:
-            tf.random.set_seed(seed)
+            _seed_tensor(seed)  # checks that it is an int
         one_hot = self._one_hot(labels)
         results = []
+        chunk = 0
         for start in range(0, x.shape[0], batch_size):
             x_batch = x[start:start + batch_size]
             labels_batch = None if one_hot is None else one_hot[start:start + batch_size]
             total = tf.fill([x_batch.shape[0]], -np.inf)
             for done in range(0, num_samples, samples_per_chunk):
                 k = min(samples_per_chunk, num_samples - done)
-                log_weights, _ = self._log_weights_chunk(x_batch, labels_batch, tf.constant(k))
+                # A stateless seed per chunk. (tf.random.set_seed only reached the
+                # first trace of _log_weights_chunk: later calls repeated the first
+                # call's samples whatever their seed.)
+                chunk_seed = None if seed is None else tf.constant([int(seed), chunk], tf.int32)
+                chunk += 1
+                log_weights, _ = self._log_weights_chunk(x_batch, labels_batch, tf.constant(k), chunk_seed)
                 total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_weights, 0)]), 0)
             results.append(total - np.log(num_samples))
         return tf.concat(results, 0).numpy()
 
     @tf.function(reduce_retracing=True)
-    def _log_weights_chunk(self, x, one_hot, k):
-        return self.log_importance_weights(x, k, labels=one_hot)
+    def _log_weights_chunk(self, x, one_hot, k, seed=None):
+        return self.log_importance_weights(x, k, labels=one_hot, seed=seed)
 
     # ------------------------------------------------------ serialization
 

@@ -1,0 +1,217 @@
+"""Evaluation of a trained VAE: ELBO, importance-weighted NLL, active units.
+
+For test examples x and a trained model, `evaluate` reports (all per
+example, averaged over x):
+
+    elbo            E_q[log p(x|z)] - KL(q(z|x) || p(z))      (nats, <= log p(x))
+    reconstruction  -E_q[log p(x|z)]                          (nats)
+    kl              KL(q(z|x) || p(z)), analytic               (nats)
+    nll             -log p(x) estimated with k importance samples:
+                    -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)
+    bits_per_dim    nll / (number of features * log 2)
+    active_units    latent units u with Var_x(E_q[z_u | x]) > 0.01
+
+The k-sample estimate is a lower bound on log p(x) that tightens as k grows
+(k = 1000 is the customary choice for reporting), so `nll` is an upper bound
+on the true negative log-likelihood, and `nll <= -elbo` on average.
+
+References:
+    Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders
+        (the k = 5000 NLL estimate and the active-unit statistic).
+"""
+
+import json
+import math
+import numbers
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import _checks, losses
+from tfvae.vae import VAE
+
+#: A latent unit is active when its posterior mean varies across the data by more than this.
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_threshold=ACTIVE_UNIT_THRESHOLD,
+             batch_size=128, samples_per_chunk=128, seed=0):
+    """Test ELBO and its parts, k-sample NLL, bits per dimension and active units.
+
+    Args:
+        model: a `tfvae.VAE`.
+        x: test examples, array `(n,) + model.event_shape`.
+        labels: class ids or one-hot rows, for a conditional model (else None).
+        num_samples: positive int k, importance samples per example for the NLL.
+        elbo_samples: positive int, samples z ~ q(z|x) per example averaged
+            to estimate E_q[log p(x|z)] (the KL is exact).
+        active_threshold: float >= 0; a unit is active when the variance of
+            its posterior mean across x exceeds it.
+        batch_size: positive int, examples per chunk of work.
+        samples_per_chunk: positive int, samples per chunk for the NLL.
+        seed: int; the same seed gives the same numbers.
+
+    Returns:
+        A dict of plain Python numbers and lists (JSON-serializable):
+        `num_examples`, `num_dimensions`, `latent_dim`, `num_samples`,
+        `elbo`, `reconstruction`, `kl`, `nll`, `nll_standard_error` (of the
+        mean over examples), `bits_per_dim`, `active_units` (count),
+        `active_unit_indices`, `posterior_mean_variance` (per unit) and
+        `active_threshold`. Nats per example unless the name says otherwise.
+
+    Raises:
+        TypeError: if `model` is not a `tfvae.VAE` or `seed` is not an int.
+        ValueError: for x of the wrong shape or non-finite, labels that do not
+            fit the model, or an invalid number.
+
+    Example:
+
+    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli")
+    >>> model.compile(optimizer="adam"); model.fit(x_train, epochs=5, verbose=0)
+    >>> results = tfvae.evaluate(model, x_test, num_samples=100)
+    >>> print(tfvae.format_evaluation(results))
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(_checks.invalid("model", "a tfvae.VAE", type(model).__name__))
+    x = _checks.float_array("x", x, model.event_shape)
+    num_samples = _checks.positive_int("num_samples", num_samples)
+    elbo_samples = _checks.positive_int("elbo_samples", elbo_samples)
+    active_threshold = _checks.non_negative_float("active_threshold", active_threshold)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(_checks.invalid("seed", "an int", seed))
+    seed = int(seed)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != len(x):
+            raise ValueError(_checks.invalid("labels", f"one label per example of x ({len(x)})",
+                                             f"<{len(labels)} labels>"))
+
+    z_means, reconstructions, kls = [], [], []
+    for batch, start in enumerate(range(0, len(x), batch_size)):
+        x_batch = tf.constant(x[start:start + batch_size])
+        labels_batch = None if labels is None else labels[start:start + batch_size]
+        posterior = model.posterior(x_batch, labels_batch)
+        z_means.append(posterior.mean().numpy())
+        kls.append(losses.kl_divergence(posterior, model._prior()).numpy())
+        # Negative stream numbers: samples independent of log_likelihood's (seeded [seed, 0], [seed, 1], ...).
+        _, log_px_given_z = model.log_importance_weights(
+            x_batch, elbo_samples, labels=labels_batch, seed=tf.constant([seed, -1 - batch], tf.int32)
+        )
+        reconstructions.append(-tf.reduce_mean(log_px_given_z, axis=0).numpy())
+    reconstruction = np.concatenate(reconstructions)
+    kl = np.concatenate(kls)
+    log_px = model.log_likelihood(x, num_samples=num_samples, labels=labels, batch_size=batch_size,
+                                  samples_per_chunk=samples_per_chunk, seed=seed)
+    nll = -float(np.mean(log_px))
+    variance = np.var(np.concatenate(z_means), axis=0)
+    active = [int(unit) for unit in np.flatnonzero(variance > active_threshold)]
+    num_dimensions = int(np.prod(model.event_shape))
+    return {
+        "num_examples": int(len(x)),
+        "num_dimensions": num_dimensions,
+        "latent_dim": int(model.latent_dim),
+        "num_samples": num_samples,
+        "elbo": -float(np.mean(reconstruction + kl)),
+        "reconstruction": float(np.mean(reconstruction)),
+        "kl": float(np.mean(kl)),
+        "nll": nll,
+        "nll_standard_error": float(np.std(log_px) / math.sqrt(len(log_px))),
+        "bits_per_dim": float(losses.bits_per_dimension(nll, num_dimensions)),
+        "active_units": len(active),
+        "active_unit_indices": active,
+        "posterior_mean_variance": [float(value) for value in variance],
+        "active_threshold": active_threshold,
+    }
+
+
+def format_evaluation(results):
+    """The dict returned by `evaluate` as a two-column text table.
+
+    Args:
+        results: the dict returned by `evaluate` (or read back from
+            `evaluation.json`).
+
+    Returns:
+        A multi-line string, one metric per line.
+
+    Example:
+
+    >>> print(format_evaluation(tfvae.evaluate(model, x_test)))
+    metric                                      value
+    ------------------------------------------  ---------------
+    examples                                    360
+    ...
+    """
+    k = results["num_samples"]
+    active = ", ".join(map(str, results["active_unit_indices"]))
+    rows = [
+        ("examples", f"{results['num_examples']}"),
+        ("ELBO (nats/example)", f"{results['elbo']:.2f}"),
+        ("  reconstruction -E_q log p(x|z)", f"{results['reconstruction']:.2f}"),
+        ("  KL(q(z|x) || p(z))", f"{results['kl']:.2f}"),
+        (f"NLL, k={k} importance samples (nats/example)",
+         f"{results['nll']:.2f} +- {results['nll_standard_error']:.2f}"),
+        ("  gap -ELBO - NLL", f"{-results['elbo'] - results['nll']:.2f}"),
+        (f"bits per dimension ({results['num_dimensions']} dimensions)", f"{results['bits_per_dim']:.4f}"),
+        (f"active units (Var_x E[z|x] > {results['active_threshold']:g})",
+         f"{results['active_units']} of {results['latent_dim']}: [{active}]"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    value_width = max(len("value"), *(len(value) for _, value in rows))
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * value_width}"]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def evaluate_run(run_dir, num_samples=1000, seed=0):
+    """Evaluates the model of a `tfvae train` run folder on its test split.
+
+    Reads `RUN_DIR/model.keras` and `RUN_DIR/run.json` (data, likelihood and
+    seed of the run), reloads the same test split with
+    `tfvae.run.load_run_data`, runs `evaluate` and writes the results to
+    `RUN_DIR/evaluation.json`.
+
+    Args:
+        run_dir: a folder written by `tfvae train` (or `tfvae.run.train`).
+        num_samples: positive int k of the NLL estimate.
+        seed: int seed of the estimate's samples.
+
+    Returns:
+        The dict of `evaluate`, plus `run_dir`.
+
+    Raises:
+        ValueError: if the folder lacks `model.keras` or `run.json`, or
+            `run.json` does not say which data the run used.
+        OSError: if `evaluation.json` cannot be written.
+
+    Example:
+
+    >>> results = evaluate_run("runs/digits", num_samples=1000)
+    >>> results["nll"]
+    """
+    from tfvae import run  # imported here: it pulls in matplotlib, which `import tfvae` does not need
+
+    run_dir = os.fspath(run_dir)
+    model_path = os.path.join(run_dir, "model.keras")
+    options_path = os.path.join(run_dir, "run.json")
+    for path in (model_path, options_path):
+        if not os.path.isfile(path):
+            raise ValueError(_checks.invalid("run_dir", "a run folder written by `tfvae train` (with model.keras "
+                                             "and run.json)", run_dir, f"{path} does not exist"))
+    with open(options_path) as handle:
+        options = json.load(handle)
+    if not isinstance(options, dict) or "data" not in options:
+        raise ValueError(_checks.invalid("run_dir", "a run.json that records `data`", run_dir))
+    model = keras.saving.load_model(model_path)
+    likelihood = options.get("likelihood", model.likelihood_name)
+    _, (x_test, y_test), _ = run.load_run_data(options["data"], likelihood, options.get("seed", 0))
+    results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
+                       seed=seed)
+    results["run_dir"] = run_dir
+    with open(os.path.join(run_dir, "evaluation.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    return results

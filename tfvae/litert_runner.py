@@ -1,0 +1,134 @@
+"""Runs an exported `.tflite` encoder or decoder with the input checks of `VAE.encode`.
+
+The LiteRT interpreter checks little: a mobile runtime trusts its caller.
+What the float32 MLP encoder written by `export.tflite` does with bad input,
+for a model of width W (ai-edge-litert with TensorFlow 2.21; asserted by
+tests/test_properties.py), and what this runner does instead:
+
+    input x                              LiteRT interpreter                      LiteRTRunner
+    float32 (n, W), finite               z_mean, z_log_sigma (n, latent_dim)     the same
+    size not a multiple of W, a scalar   RuntimeError "... failed to prepare"    ValueError naming the shape
+    any other shape whose size is a      read silently as rows of W: (3, 2W)     ValueError naming the shape
+      multiple of W: (n, 2W), (W,),      gives 6 rows of output
+      (n, W, 1)
+    (0, W) and other empty arrays        empty outputs                           ValueError
+    int, float64, float16, bool          ValueError "Cannot set tensor: Got      converted to float32
+                                         value of type INT64 but expected type
+                                         FLOAT32 ..."
+    NaN in a row                         NaN in that row's outputs; the other    ValueError naming the row
+                                         rows are unaffected
+    finite values too large for float32  may give inf or NaN outputs             ValueError naming the row
+
+So an app must feed float32 rows of exactly the model's width with finite
+values (the sidecar's `how_to_feed` says how to preprocess them); this
+runner is the reference of those checks for Python callers, servers and
+tests.
+"""
+
+import os
+
+import numpy as np
+
+from tfvae import _checks
+
+
+class LiteRTRunner:
+    """One signature of a `.tflite` file, with checked inputs and outputs.
+
+    Float inputs go through the checks of `VAE.encode` (shape
+    `(n,) + shape`, n >= 1, numeric, finite; integers become float32), the
+    `labels` of a conditional model must be n integer class ids, and an
+    output row that is not finite raises instead of being returned.
+
+    Args:
+        path: a `.tflite` file written by `export.tflite` (float32 inputs;
+            an int8-input model is refused).
+        signature: the signature to run (`"encode"` or `"decode"`); default:
+            the file's only one.
+
+    Raises:
+        TypeError: if `path` is not a path.
+        FileNotFoundError: if there is no file at `path`.
+        ValueError: if the file is not a LiteRT model, has no such
+            signature, or has quantized (int8) inputs.
+
+    Example:
+
+    >>> encoder = LiteRTRunner("runs/digits/export/encoder.tflite")
+    >>> outputs = encoder(x=x_test)          # {"z_mean": ..., "z_log_sigma": ...}
+    """
+
+    def __init__(self, path, signature=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+            raise TypeError(_checks.invalid("path", "a str or os.PathLike path to a .tflite file", path))
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(_checks.invalid("path", "an existing .tflite file", path, "There is no such file"))
+        with open(path, "rb") as handle:
+            content = handle.read()
+        try:
+            interpreter = Interpreter(model_content=content)
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(_checks.invalid("path", "a LiteRT (.tflite) model", path, f"LiteRT: {error}")) from None
+        signatures = sorted(interpreter.get_signature_list())
+        if signature is None and len(signatures) == 1:
+            signature = signatures[0]
+        _checks.one_of("signature", signature, set(signatures))
+        self.path, self.signature = path, signature
+        self._runner = interpreter.get_signature_runner(signature)
+        self.inputs = self._runner.get_input_details()
+        for name, detail in self.inputs.items():
+            if detail["quantization"][0] and name != "labels":
+                raise ValueError(
+                    _checks.invalid(
+                        "path", "a model with float32 inputs", path,
+                        f"Its input {name!r} is {np.dtype(detail['dtype']).name}: quantize it as its sidecar says",
+                    )
+                )
+
+    def __call__(self, **inputs):
+        """Runs the signature.
+
+        Args:
+            **inputs: one array per input of the signature, e.g. `x=...`
+                (and `labels=...` for a conditional model).
+
+        Returns:
+            `{output name: float32 numpy array}`.
+
+        Raises:
+            TypeError: for a non-numeric input.
+            ValueError: for a missing or unknown input, a wrong shape, an
+                empty batch, NaN or infinity (naming the first bad row), or
+                an output row that overflows.
+        """
+        if set(inputs) != set(self.inputs):
+            raise ValueError(
+                _checks.invalid("inputs", f"exactly {sorted(self.inputs)}", sorted(inputs))
+            )
+        feeds = {}
+        for name, detail in self.inputs.items():
+            if name == "labels":
+                continue
+            feeds[name] = _checks.float_array(name, inputs[name], tuple(int(s) for s in detail["shape_signature"][1:]))
+        rows = len(next(iter(feeds.values())))
+        if "labels" in self.inputs:
+            feeds["labels"] = _class_ids(inputs["labels"], rows, np.dtype(self.inputs["labels"]["dtype"]))
+        outputs = {name: np.asarray(value, np.float32) for name, value in self._runner(**feeds).items()}
+        for output_name, value in sorted(outputs.items()):
+            row = _checks.first_non_finite_row(value)
+            if row is not None:
+                raise ValueError(_checks.overflow(next(iter(feeds)), output_name, row))
+        return outputs
+
+
+def _class_ids(labels, rows, dtype):
+    array = np.asarray(labels)
+    expected = f"{rows} integer class ids, one per row"
+    if not np.issubdtype(array.dtype, np.number) or array.shape != (rows,) or np.any(array != np.round(array)) or (
+        np.any(array < 0)
+    ):
+        raise ValueError(_checks.invalid("labels", expected, f"<array of shape {array.shape} and dtype {array.dtype}>"))
+    return array.astype(dtype)
