@@ -141,13 +141,29 @@ def latent_map(model, x, labels=None, color_by=None, method="auto", path=None):
     color_by = labels if color_by is None else color_by
     figure = Figure(figsize=(5, 4.2))
     ax = figure.add_subplot()
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=color_by, cmap="tab10" if color_by is not None else None, s=8)
-    if color_by is not None:
-        figure.colorbar(scatter, ax=ax, label="label")
+    classes = _classes(color_by)
+    if classes is not None:  # class labels: one colour each, in a legend
+        for i, value in enumerate(classes):
+            chosen = np.asarray(color_by) == value
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=f"C{i % 10}", label=f"{value:g}")
+        ax.legend(title="label", fontsize=7, markerscale=2, loc="best")
+    else:
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=color_by, s=8)
+        if color_by is not None:
+            figure.colorbar(scatter, ax=ax, label="value")
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title("posterior means", fontsize=10)
     return _save(figure, path)
+
+
+def _classes(values):
+    """The sorted distinct values if `values` look like class labels (few integers)."""
+    if values is None:
+        return None
+    distinct = np.unique(np.asarray(values))
+    is_integer = np.issubdtype(distinct.dtype, np.number) and np.all(distinct == np.round(distinct))
+    return distinct if is_integer and len(distinct) <= 20 else None
 
 
 def latent_traversal(model, x, dimension, values=np.linspace(-3, 3, 9), labels=None, image_shape=None, path=None):
