@@ -76,7 +76,8 @@ MIRRORED = textwrap.dedent(
 
     devices = ["/cpu:0", "/cpu:1"]
     results = {
-        "one_device": train(tf.distribute.get_strategy()),
+        # OneDeviceStrategy: one replica, and Keras' per-step loop as under MirroredStrategy.
+        "one_device": train(tf.distribute.OneDeviceStrategy("/cpu:0")),
         "mirrored": train(tf.distribute.MirroredStrategy(devices)),
         "mirrored_without_division": train(tf.distribute.MirroredStrategy(devices), divide_by_replicas=False),
     }
@@ -173,3 +174,17 @@ def test_step_logs_are_unchanged_outside_multi_worker_training():
     assert distribute.step_logs(logs) is logs
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
         assert distribute.step_logs(logs) is logs
+
+
+def test_run_train_builds_the_model_in_the_strategy_scope(tmp_path):
+    import tensorflow as tf
+
+    from tfvae import run
+
+    result = run.train(data="digits", out=str(tmp_path / "run"), epochs=1, hidden=(8,), latent_dim=2,
+                       strategy="mirrored", verbose=0)
+    model = result["model"]
+    assert isinstance(model.distribute_strategy, tf.distribute.MirroredStrategy)
+    assert all(isinstance(v.value, tf.distribute.DistributedValues) for v in model.trainable_variables)
+    assert result["stopped"] is None and np.isfinite(result["metrics"]["elbo"])
+    assert (tmp_path / "run" / "model.keras").exists()

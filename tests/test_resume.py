@@ -16,12 +16,13 @@ import tfvae
 from tfvae import cli, resumable
 from tfvae.callbacks import BackupAndRestore
 
-# 1437 training digits in batches of 64: 23 batches per epoch; a backup every 5 batches.
+# 1437 training digits in batches of 64: 23 batches per epoch; a backup every 5 batches (tfvae train
+# runs 5 steps per compiled call, so batch callbacks see batches 4, 9, 14, 19 and 22 of each epoch).
 ARGS = ["train", "--epochs", "4", "--hidden", "16", "--latent-dim", "2", "--backup-every", "5", "--out", "run"]
 
-# `tfvae train` that blocks for good in its third epoch (index 2) after batch 12, i.e. after
-# 59 batches: the last backup (after batch 55, in epoch 2) exists, epochs 0 and 1 are in
-# history.csv. The test kills it there with SIGKILL: no handler, no cleanup, as in a crash.
+# `tfvae train` that blocks for good in its third epoch (index 2) at the first batch callback
+# from batch 10 on: a backup made in epoch 2 exists, epochs 0 and 1 are in history.csv. The
+# test kills it there with SIGKILL: no handler, no cleanup, as in a crash.
 HANGING_TRAIN = textwrap.dedent(
     """
     import sys, time
@@ -33,7 +34,7 @@ HANGING_TRAIN = textwrap.dedent(
             self.epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
-            if (self.epoch, batch) == (2, 12):
+            if self.epoch == 2 and batch >= 10:
                 open(sys.argv[1], "w").close()
                 time.sleep(3600)
 
@@ -97,6 +98,8 @@ def test_training_killed_mid_epoch_resumes_from_its_backup(tmp_path):
 
 
 class _Interrupt(keras.callbacks.Callback):
+    """Raises at the first batch callback of `epoch` from `batch` on, as a kill would end the process there."""
+
     def __init__(self, epoch, batch):
         super().__init__()
         self.at = (epoch, batch)
@@ -105,7 +108,7 @@ class _Interrupt(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
+        if self.epoch == self.at[0] and batch >= self.at[1]:
             raise KeyboardInterrupt
 
 
@@ -113,7 +116,9 @@ class _Interrupt(keras.callbacks.Callback):
 def test_a_backup_in_the_first_epoch_of_a_resumed_run_records_that_epoch(tmp_path, backup_class, recorded_epoch):
     # Keras' own callback records epoch 0 there (the control row): a second kill would restart the run.
     model = tfvae.mlp_vae(6, (4,), 2)
-    model.compile(optimizer="adam")
+    # 3 steps per call, as tfvae train runs `backup_every` steps per call: batch callbacks after batches
+    # 2, 5 and the last (Keras reports its index as 8, the call's first batch + 2).
+    model.compile(optimizer="adam", steps_per_execution=3)
     x = np.random.default_rng(0).random((64, 6)).astype("float32")  # 8 batches of 8
     metadata = tmp_path / "backup" / "training_metadata.json"
     with pytest.raises(KeyboardInterrupt):

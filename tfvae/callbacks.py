@@ -20,7 +20,9 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     Keras reports after a batch was computed with those weights. When it is
     NaN or infinite, training stops and the model gets back the weights of
     the last batch whose loss was finite, so what is saved afterwards is a
-    usable model. `message` then says what happened (and is printed if
+    usable model. With `compile(steps_per_execution=k)` Keras calls batch
+    callbacks every k steps: the check, and the weights restored, are then
+    those of k-step chunks. `message` then says what happened (and is printed if
     `verbose`); it stays None while training is fine.
 
     Args:
@@ -62,13 +64,21 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
             self._good = self._before_batch
             return
         self.model.stop_training = True
+        # With steps_per_execution > 1, Keras reports the last batch index of a call, which
+        # can pass the end of the epoch.
+        steps = (self.params or {}).get("steps")
+        batch = min(batch, steps - 1) if steps else batch
         self.stopped_epoch, self.stopped_batch = self._epoch, batch
         where = f"epoch {self._epoch + 1}, batch {batch + 1}"
-        if self._good is None:
-            kept = "there were no earlier weights with a finite loss in this run, so the weights are as they are"
-        else:
+        if self._good is not None:
             self.model.set_weights(self._good)
             kept = "the model holds the weights of the last batch with a finite loss"
+        elif all(np.isfinite(weight).all() for weight in self._before_batch):
+            # The first batch (or chunk of steps_per_execution batches) already failed.
+            self.model.set_weights(self._before_batch)
+            kept = "no batch had a finite loss, so the model holds the weights it started with"
+        else:
+            kept = "the weights were not finite before training either, so they are as they are"
         self.message = (
             f"Training stopped at {where}: the loss is not finite ({value}); {kept}. "
             "Lower the learning rate or scale the data (a tf.data pipeline is not checked for NaN)."

@@ -133,3 +133,13 @@ def _tf_config():
             _checks.invalid("TF_CONFIG", expected, text, "Set it on every machine of a multi-worker run")
         )
     return tf_config
+
+
+def steps_per_execution(strategy, steps):
+    """How many training steps one compiled call may run under `strategy`.
+
+    Keras 3.15 cannot run several steps per call under a
+    `MultiWorkerMirroredStrategy` (its multi-step loop fails with "Attempt to
+    convert a value (PerReplica...)"): there it is 1, elsewhere `steps`.
+    """
+    return 1 if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else steps

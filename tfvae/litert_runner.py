@@ -25,6 +25,7 @@ runner is the reference of those checks for Python callers, servers and
 tests.
 """
 
+import json
 import os
 
 import numpy as np
@@ -37,7 +38,8 @@ class LiteRTRunner:
 
     Float inputs go through the checks of `VAE.encode` (shape
     `(n,) + shape`, n >= 1, numeric, finite; integers become float32), the
-    `labels` of a conditional model must be n integer class ids, and an
+    `labels` of a conditional model must be n integer class ids (below
+    `num_classes`, read from the JSON sidecar if there is one), and an
     output row that is not finite raises instead of being returned.
 
     Args:
@@ -77,6 +79,7 @@ class LiteRTRunner:
             signature = signatures[0]
         _checks.one_of("signature", signature, set(signatures))
         self.path, self.signature = path, signature
+        self.num_classes = _sidecar(path).get("model", {}).get("num_classes")
         self._runner = interpreter.get_signature_runner(signature)
         self.inputs = self._runner.get_input_details()
         for name, detail in self.inputs.items():
@@ -115,7 +118,8 @@ class LiteRTRunner:
             feeds[name] = _checks.float_array(name, inputs[name], tuple(int(s) for s in detail["shape_signature"][1:]))
         rows = len(next(iter(feeds.values())))
         if "labels" in self.inputs:
-            feeds["labels"] = _class_ids(inputs["labels"], rows, np.dtype(self.inputs["labels"]["dtype"]))
+            feeds["labels"] = _class_ids(inputs["labels"], rows, np.dtype(self.inputs["labels"]["dtype"]),
+                                         self.num_classes)
         outputs = {name: np.asarray(value, np.float32) for name, value in self._runner(**feeds).items()}
         for output_name, value in sorted(outputs.items()):
             row = _checks.first_non_finite_row(value)
@@ -124,11 +128,22 @@ class LiteRTRunner:
         return outputs
 
 
-def _class_ids(labels, rows, dtype):
+def _sidecar(path):
+    """The metadata `export.tflite` writes beside the model (`PATH.json`), or {}."""
+    try:
+        with open(path + ".json") as handle:
+            metadata = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _class_ids(labels, rows, dtype, num_classes):
     array = np.asarray(labels)
-    expected = f"{rows} integer class ids, one per row"
+    limit = np.inf if num_classes is None else num_classes
+    expected = f"{rows} integer class ids" + ("" if num_classes is None else f" in [0, {num_classes})")
     if not np.issubdtype(array.dtype, np.number) or array.shape != (rows,) or np.any(array != np.round(array)) or (
-        np.any(array < 0)
+        np.any(array < 0) or np.any(array >= limit)
     ):
         raise ValueError(_checks.invalid("labels", expected, f"<array of shape {array.shape} and dtype {array.dtype}>"))
     return array.astype(dtype)

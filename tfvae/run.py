@@ -86,7 +86,8 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             (same options required; see `tfvae.resumable`).
         deterministic: enable TensorFlow's op determinism, so that two runs
             with the same seed give identical weights (slower on GPUs).
-        backup_every: batches between two backups of the training state.
+        backup_every: batches between two backups of the training state;
+            also the steps run per compiled call (`steps_per_execution`).
 
     Returns:
         A dict with `model`, `history`, `metrics` (test loss,
@@ -123,7 +124,10 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     with strategy.scope():
         model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, beta=beta,
                         num_samples=num_samples, num_classes=num_classes, preprocessing=preprocessing)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        # `backup_every` steps per compiled call: the batch callbacks (the backup, the
+        # non-finite check) then run every `backup_every` steps, also mid-epoch.
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      steps_per_execution=distribute.steps_per_execution(strategy, backup_every))
     os.makedirs(out, exist_ok=True)
     if not resume:
         _write_json(os.path.join(out, "run.json"), options)

@@ -1,0 +1,108 @@
+"""The whole-epoch training function behind `VAE.fit` (tfvae/epoch_loop.py)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from tfvae import epoch_loop
+
+
+def _trained(x, jit_compile, through_dataset=False, epochs=2, batch_size=8, **fit_kwargs):
+    keras.utils.set_random_seed(0)
+    model = tfvae.mlp_vae(x.shape[1], (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
+    data = tf.data.Dataset.from_tensor_slices(x).batch(batch_size) if through_dataset else x
+    history = model.fit(data, epochs=epochs, batch_size=None if through_dataset else batch_size, shuffle=False,
+                        verbose=0, **fit_kwargs)
+    return model, history.history
+
+
+def test_epoch_loop_equals_keras_per_step_training(digits):
+    (x_train, _), _ = digits
+    x = x_train[:100]  # 12 full batches of 8 and a partial one of 4
+    reference, reference_history = _trained(x, False, through_dataset=True)  # Keras' own loop
+    model, history = _trained(x, False)
+    for expected, actual in zip(reference.weights, model.weights):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+    for name in ("loss", "reconstruction", "kl"):
+        np.testing.assert_allclose(history[name], reference_history[name], rtol=1e-5)
+    assert int(model.optimizer.iterations) == int(reference.optimizer.iterations) == 2 * 13
+
+
+def test_xla_epoch_trains_like_the_graph_epoch(digits):
+    # XLA compiles the same train_step but draws its noise with its own
+    # implementation of the stateless Philox generator: the same seeds give
+    # other (equally standard-normal) numbers, so the runs agree in
+    # distribution, not bit for bit. Both must learn the same.
+    (x_train, _), (x_test, _) = digits
+    results = {}
+    for jit_compile in (False, True):
+        model, history = _trained(x_train, jit_compile, epochs=8, batch_size=64)
+        assert model._uses_xla(len(x_train) // 64) == jit_compile
+        elbo = np.mean([model.elbo(x_test, seed=seed).numpy().mean() for seed in range(5)])
+        results[jit_compile] = (history["loss"], elbo)
+    (graph_losses, graph_elbo), (xla_losses, xla_elbo) = results[False], results[True]
+    np.testing.assert_allclose(xla_losses, graph_losses, rtol=0.03)
+    assert abs(xla_elbo - graph_elbo) < 0.5, (xla_elbo, graph_elbo)
+
+
+def test_xla_training_is_reproducible_from_a_seed(digits):
+    (x_train, _), _ = digits
+    first, _ = _trained(x_train[:200], True)
+    second, _ = _trained(x_train[:200], True)
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_shuffling_changes_every_epoch_and_is_seeded():
+    keras.utils.set_random_seed(3)
+    model = tfvae.mlp_vae(4, (4,), 2)
+    model.compile(optimizer="adam")
+    orders = [model._epoch_order(10, True).numpy() for _ in range(3)]
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    assert not np.array_equal(orders[0], orders[1])
+    keras.utils.set_random_seed(3)
+    again = tfvae.mlp_vae(4, (4,), 2)
+    np.testing.assert_array_equal(again._epoch_order(10, True).numpy(), orders[0])
+
+
+def test_auto_uses_xla_only_for_epochs_long_enough_to_repay_compiling():
+    model = tfvae.mlp_vae(4, (4,), 2)
+    model.compile(optimizer="adam")
+    assert model._uses_xla(epoch_loop.AUTO_XLA_MIN_BATCHES)
+    assert not model._uses_xla(epoch_loop.AUTO_XLA_MIN_BATCHES - 1)
+    model.compile(optimizer="adam", jit_compile=False)
+    assert not model._uses_xla(1000)
+
+
+def test_other_inputs_take_keras_own_path(digits):
+    (x_train, _), _ = digits
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer="adam", steps_per_execution=2)
+    assert model._epoch_loop_arrays({"x": x_train}) is None
+    model.compile(optimizer="adam")
+    assert model._epoch_loop_arrays({"x": x_train}) is not None
+    assert model._epoch_loop_arrays({"x": x_train, "validation_split": 0.1}) is None
+    assert model._epoch_loop_arrays({"x": tf.data.Dataset.from_tensor_slices(x_train)}) is None
+    history = model.fit(x_train[:64], epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    assert len(history.history["val_loss"]) == 2
+
+
+def test_callbacks_validation_and_stop_training_work_on_the_fast_path(digits):
+    (x_train, _), (x_test, _) = digits
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli", kl_warmup_steps=10)
+    model.compile(optimizer="adam")
+    seen = []
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(sorted(logs))
+            self.model.stop_training = epoch == 1
+
+    history = model.fit(x_train[:96], epochs=5, batch_size=32, validation_data=(x_test[:32], None), verbose=0,
+                        callbacks=[StopAfterTwo()])
+    assert len(history.history["loss"]) == 2
+    assert seen[0] == ["kl", "kl_weight", "loss", "reconstruction", "val_kl", "val_loss", "val_reconstruction"]
+    assert history.history["kl_weight"] == pytest.approx([0.3, 0.6])
