@@ -1,7 +1,7 @@
 """Export trained tfvae models for serving: TensorFlow SavedModel and LiteRT.
 
     import tfvae, export
-    model = keras.saving.load_model("runs/digits/model.keras")
+    model = tfvae.load_model("runs/digits/model.keras")
     print(export.saved_model(model, "out/saved_model"))
     print(export.tflite(model, "out/encoder_int8.tflite", part="encoder",
                         quantize="int8", representative_data=x_train, parity_data=x_test))

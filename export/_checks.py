@@ -59,9 +59,9 @@ def vae(model):
         raise TypeError(
             invalid(
                 "model",
-                "a tfvae.VAE (from tfvae.mlp_vae, tfvae.conv_vae or keras.saving.load_model('model.keras'))",
+                "a tfvae.VAE (from tfvae.mlp_vae, tfvae.conv_vae or tfvae.load_model('model.keras'))",
                 model,
-                "Load a saved model with `import tfvae; keras.saving.load_model(path)` first",
+                "Load a saved model with `tfvae.load_model(path)` first",
             )
         )
     return model

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from export import _atomic, _checks, _data, _datasets
+from export import _atomic, _data, _datasets
 
 PROG = "tfvae-export"
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
@@ -154,16 +154,11 @@ def _with_sidecar(path):
 
 
 def _run(args, plan, terminal):
-    import keras
-    import tfvae  # noqa: F401 - registers the tfvae classes for load_model
+    import tfvae
 
     import export
 
-    try:
-        model = keras.saving.load_model(plan["model"])
-    except Exception as error:  # noqa: BLE001 - corrupt or foreign files raise anything
-        raise ValueError(f"cannot load {os.fspath(plan['model'])!r} as a Keras model: {error}") from None
-    _checks.vae(model)
+    model = tfvae.load_model(plan["model"])  # names what is wrong with a missing or corrupt file
     train, test, source = (None, None, None)
     if plan["data"] is not None:
         train, test, source = _datasets.load(plan["data"], model, plan["seed"])

@@ -25,11 +25,11 @@ import math
 import numbers
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvae import _checks, losses
+from tfvae.saving import load_model
 from tfvae.vae import VAE
 
 #: A latent unit is active when its posterior mean varies across the data by more than this.
@@ -206,7 +206,7 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
         options = json.load(handle)
     if not isinstance(options, dict) or "data" not in options:
         raise ValueError(_checks.invalid("run_dir", "a run.json that records `data`", run_dir))
-    model = keras.saving.load_model(model_path)
+    model = load_model(model_path)
     likelihood = options.get("likelihood", model.likelihood_name)
     _, (x_test, y_test), _ = run.load_run_data(options["data"], likelihood, options.get("seed", 0))
     results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
