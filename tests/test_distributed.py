@@ -34,17 +34,14 @@ MIRRORED = textwrap.dedent(
 
     import keras
     import tfvae
-    from tfvae.latent import GaussianLatent
+    from tfvae import latent
 
-    real_distribution = GaussianLatent.distribution
-
-    def distribution(self, z_mean, z_log_sigma):
-        posterior = real_distribution(self, z_mean, z_log_sigma)
+    def reparameterized_sample(posterior, seed=None, sample_shape=()):
+        z_mean = posterior.mean()
         epsilon = tf.stop_gradient(tf.sin(3.0 * z_mean + tf.range(z_mean.shape[-1], dtype=z_mean.dtype)))
-        posterior.sample = lambda *args, **kwargs: z_mean + tf.exp(z_log_sigma) * epsilon
-        return posterior
+        return posterior.bijector.forward(epsilon)
 
-    GaussianLatent.distribution = distribution
+    latent.reparameterized_sample = reparameterized_sample
 
     class StepLosses(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

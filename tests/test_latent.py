@@ -61,3 +61,18 @@ def test_config_round_trip_and_bad_bound():
     assert GaussianLatent.from_config(latent.get_config()).log_sigma_bound == 4.0
     with pytest.raises(ValueError, match="log_sigma_bound"):
         GaussianLatent(log_sigma_bound=0)
+
+
+def test_seeded_reparameterized_sample_is_reproducible_and_has_the_posterior_moments():
+    from tfvae.latent import reparameterized_sample
+
+    n = 20000
+    q = tfd.MultivariateNormalDiag(tf.fill([n, 2], 1.5), tf.fill([n, 2], 0.25))
+    seed = tf.constant([4, 2], tf.int32)
+    z = reparameterized_sample(q, seed).numpy()
+    np.testing.assert_array_equal(z, reparameterized_sample(q, seed).numpy())
+    assert not np.array_equal(z, reparameterized_sample(q, tf.constant([4, 3], tf.int32)).numpy())
+    np.testing.assert_allclose(z.mean(0), [1.5, 1.5], atol=0.01)
+    np.testing.assert_allclose(z.std(0), [0.25, 0.25], atol=0.01)
+    assert reparameterized_sample(q, seed, [3]).shape == (3, n, 2)
+    assert reparameterized_sample(q, None, [3]).shape == (3, n, 2)  # stateful: posterior.sample

@@ -9,15 +9,14 @@ held in memory, one `tf.function` per epoch, compiled with XLA:
     order = argsort(stateless_uniform([n], seed))   # a fresh shuffle
     for i in tf.range(n // batch_size):              # an in-graph loop
         train_step(gather(data, order[i]))            # Adam applied inside
+    train_step(gather(data, order[rest]))             # the partial last batch
 
-XLA compiles the step once (seconds on a small CPU) and then runs each step
+XLA compiles the step (seconds on a small CPU) and then runs each step
 several times faster, so `jit_compile="auto"`, Keras' default, uses it
 when an epoch has at least `AUTO_XLA_MIN_BATCHES` full batches, where the
 compile time is quickly repaid, and op determinism is off (as Keras' own
-"auto" does); `compile(jit_compile=True)` always uses it
-and `jit_compile=False` never does. The partial last batch, if any, runs in
-a second (graph, not XLA) function:
-compiling the step for two batch shapes would double XLA's compile time.
+"auto" does); `compile(jit_compile=True)` always uses it and
+`jit_compile=False` never does.
 Keras' own `fit` loop still drives everything else (callbacks, progress bar,
 validation, History, `stop_training`): it is handed a dummy dataset that is
 never read, `steps_per_epoch = ceil(n / batch_size)` and, for the duration of
@@ -31,8 +30,9 @@ none of `class_weight`, `validation_split`, `steps_per_epoch`,
 `run_eagerly`, a `steps_per_execution` other than 1, or a `tf.distribute`
 strategy is in use; `compile(jit_compile=False)` keeps it without XLA.
 Anything else goes to `keras.Model.fit` unchanged. The step is the model's
-own `train_step`, so results equal the per-step path up to float rounding
-(XLA may fuse operations differently); `bench/run.py` measures the speed.
+own `train_step`: without XLA the results equal Keras' per-step loop up to
+float rounding; XLA draws other (equally standard-normal) noise from the
+same seeds, see tests/test_epoch_loop.py. `bench/run.py` measures the speed.
 """
 
 import inspect
@@ -119,41 +119,32 @@ class EpochLoop:
         """What Keras' loop calls once per epoch: runs it, returns the logs."""
         present = tuple(value is not None for value in arrays)
         data = tuple(value for value in arrays if value is not None)
-        n = int(data[0].shape[0])
-        full_batches, last_batch = self._epoch_functions_for(batch_size, shuffle, present, n // batch_size)
+        epoch = self._epoch_function_for(batch_size, shuffle, present, int(data[0].shape[0]))
 
         def train_function(iterator):
             del iterator  # the data are the tensors above
-            if n < batch_size:  # one batch: its loss does not depend on the order
-                return last_batch(data, tf.range(n))
-            logs, order = full_batches(data)
-            return last_batch(data, order) if n % batch_size else logs
+            return epoch(data)
 
         return train_function
 
-    def _epoch_functions_for(self, batch_size, shuffle, present, num_full):
-        key = (batch_size, shuffle, present, num_full)
+    def _epoch_function_for(self, batch_size, shuffle, present, n):
+        key = (batch_size, shuffle, present, n)
         if key not in self._epoch_functions:
+            num_full = n // batch_size
 
-            def full_batches(data):
-                n = tf.shape(data[0])[0]
+            def epoch(data):
                 order = self._epoch_order(n, shuffle)
-                num_full = data[0].shape[0] // batch_size
-                # A static [num_full, batch_size] index: XLA pads a slice of
-                # dynamic size, order[i*b:(i+1)*b], to its bound of n rows.
-                index = tf.reshape(order[: num_full * batch_size], [num_full, batch_size])
-                for i in tf.range(num_full):
-                    self.train_step(_rows(data, present, index[i]))
-                return self._step_logs(), order
+                if num_full:
+                    # A static [num_full, batch_size] index: XLA pads a slice
+                    # of dynamic size, order[i*b:(i+1)*b], to its bound (n rows).
+                    index = tf.reshape(order[: num_full * batch_size], [num_full, batch_size])
+                    for i in tf.range(num_full):
+                        self.train_step(_rows(data, present, index[i]))
+                if n % batch_size:  # the partial last batch, of static size
+                    self.train_step(_rows(data, present, order[num_full * batch_size:]))
+                return self._step_logs()
 
-            def last_batch(data, order):
-                start = (data[0].shape[0] // batch_size) * batch_size
-                return self.train_step(_rows(data, present, order[start:]))
-
-            self._epoch_functions[key] = (
-                tf.function(full_batches, jit_compile=self._uses_xla(num_full)),
-                tf.function(last_batch),
-            )
+            self._epoch_functions[key] = tf.function(epoch, jit_compile=self._uses_xla(num_full))
         return self._epoch_functions[key]
 
     def _uses_xla(self, num_full):
@@ -168,8 +159,8 @@ class EpochLoop:
             return tf.range(n)
         # A stateless shuffle from the model's seed generator: reproducible
         # under XLA (tf.random.shuffle is stateful; stateless_shuffle has no
-        # XLA kernel).
-        return tf.argsort(tf.random.stateless_uniform([n], seed=self._sampling_seed()))
+        # XLA kernel). Philox named: see latent.reparameterized_sample.
+        return tf.argsort(tf.random.stateless_uniform([n], seed=self._sampling_seed(), alg="philox"))
 
 
 def _is_array(value):

@@ -26,6 +26,35 @@ def standard_normal_prior(latent_dim, dtype="float32"):
     )
 
 
+def reparameterized_sample(posterior, seed=None, sample_shape=()):
+    """Draws z from a `tfd.MultivariateNormalDiag`, differentiably.
+
+    `z = posterior.bijector.forward(epsilon)` with `epsilon ~ N(0, I)`:
+    TFP's own transformation of standard normal noise into a sample (what
+    `posterior.sample` does), with the noise drawn here when `seed` is given,
+    as `tf.random.stateless_normal(..., alg="philox")`. Naming the algorithm
+    matters under XLA: with the default "auto_select" and a seed that
+    changes every step, XLA's CPU code runs about ten times slower (9.5 ms
+    against 0.9 ms for 23 draws of 64 x 8, measured), which made sampling a
+    third of an XLA training step.
+
+    Args:
+        posterior: a `tfd.MultivariateNormalDiag`.
+        seed: None (stateful sampling, `posterior.sample`) or an int32
+            tensor of shape `(2,)`, a stateless seed.
+        sample_shape: leading sample dimensions, e.g. `[k]`.
+
+    Returns:
+        A float tensor `sample_shape + batch_shape + event_shape`.
+    """
+    if seed is None:
+        return posterior.sample(sample_shape)
+    shape = tf.concat([tf.cast(sample_shape, tf.int32), posterior.batch_shape_tensor(),
+                       posterior.event_shape_tensor()], axis=0)
+    epsilon = tf.random.stateless_normal(shape, seed, dtype=posterior.dtype, alg="philox")
+    return posterior.bijector.forward(epsilon)
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
 class GaussianLatent(keras.layers.Layer):
     """Diagonal Gaussian posterior with a reparameterized sample.

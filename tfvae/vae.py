@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, distribute, fit_checks, likelihoods, losses
+from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses
 from tfvae.epoch_loop import EpochLoop
 from tfvae.latent import GaussianLatent, standard_normal_prior
 
@@ -251,7 +251,7 @@ class VAE(EpochLoop, keras.Model):
                                  num_samples, kl_weight, training, seed)
 
     def _log_weights(self, x, labels, posterior, num_samples, kl_weight, training, seed=None):
-        z = posterior.sample(num_samples, seed=seed)  # (k, batch, latent_dim)
+        z = latent.reparameterized_sample(posterior, seed, [num_samples])  # (k, batch, latent_dim)
         batch = tf.shape(z)[1]
         flat_z = tf.reshape(z, [-1, self.latent_dim])
         flat_labels = None
@@ -279,7 +279,7 @@ class VAE(EpochLoop, keras.Model):
         posterior = self.latent.distribution(z_mean, z_log_sigma)
         kl = losses.kl_divergence(posterior, self._prior())
         if self.num_samples == 1:
-            z = posterior.sample(seed=seed)
+            z = latent.reparameterized_sample(posterior, seed)
             log_px = self.likelihood_layer.distribution(self._decoder_params(z, labels, training)).log_prob(x)
             kl_term = losses.free_bits_kl(posterior, self.free_bits) if self.free_bits else kl
             objective = -log_px + kl_weight * kl_term
@@ -489,7 +489,7 @@ class VAE(EpochLoop, keras.Model):
         x = self._as_x(x)
         posterior = self.latent.distribution(*self._encode(x, labels))
         if sample:
-            z = posterior.sample(seed=None if seed is None else _seed_tensor(seed))
+            z = latent.reparameterized_sample(posterior, None if seed is None else _seed_tensor(seed))
         else:
             z = posterior.mean()
         log_px = self.likelihood_layer.distribution(self._decoder_params(z, labels)).log_prob(x)
