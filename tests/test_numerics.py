@@ -2,7 +2,11 @@
 
 What happens: with the bounds of the core (`z_log_sigma` squashed to
 [-10, 10], the learned Gaussian scale to [9e-4, 1100]) training with Adam at
-1e-2 on raw digits (0..16) or on a table in the thousands stays finite. The
+1e-2 on raw digits (0..16) or on a table in the thousands stays finite. On
+raw digits the loss also falls; on the table it does not within three epochs
+(it rises from the untrained model's: inputs near 5000 make each Adam step
+swing the decoder's output far), only the learned scales move the right way,
+up: scale such data (`load_array(path, scale=True)`). The
 same model with the sigma bound lifted diverges to NaN at once on the table. When a loss
 does become NaN (data that `fit` cannot pre-check, an absurd learning rate),
 `TerminateOnNonFinite` stops at that batch and puts back the last good
@@ -50,12 +54,15 @@ def test_large_learning_rate_on_unscaled_data_stays_finite(data, tmp_path):
     assert x.max() >= 16.0
     model, losses = _fit(x)
     assert np.isfinite(losses).all(), losses
-    assert losses[-1] < losses[0]
     assert _finite(model)
+    if data == "raw_digits":
+        assert losses[-1] < losses[0] / 2, losses
     z_mean, z_log_sigma = model.encode(x)
     assert np.isfinite(z_mean).all() and np.abs(z_log_sigma).max() <= 10.0
     stddev = model.likelihood_layer.stddev().numpy()
     assert np.all((stddev >= np.exp(-7.0)) & (stddev <= np.exp(7.0)))
+    if data == "thousands_csv":
+        assert np.all(stddev > 1.05), stddev  # initialized at 1, growing toward the data's spread
 
 
 def test_without_the_sigma_bound_the_table_in_the_thousands_diverges(tmp_path):
