@@ -1,4 +1,4 @@
-"""The `tfvae` command, run as a user runs it."""
+"""The `tfvae` command: once in a fresh process as a user runs it, the rest in-process."""
 
 import json
 import os
@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+from tfvae import cli
 
 
 def _run(*args, cwd):
@@ -25,11 +27,12 @@ def test_train_writes_a_run_folder(tmp_path):
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3
 
 
-def test_train_on_a_csv_file(tmp_path):
+def test_train_on_a_csv_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     np.savetxt(tmp_path / "table.csv", rng.normal(size=(40, 5)), delimiter=",")
-    result = _run("train", "--data", "table.csv", "--epochs", "1", "--hidden", "4", "--latent-dim", "2", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    status = cli.main(["train", "--data", "table.csv", "--epochs", "1", "--hidden", "4", "--latent-dim", "2"])
+    assert status == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "runs" / "table" / "run.json").read_text())["likelihood"] == "gaussian"
 
 
@@ -38,6 +41,11 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "`data`" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _run("train", "--latent-dim", "0", "--epochs", "1", cwd=tmp_path)
-    assert result.returncode != 0 and "latent_dim=0" in result.stderr
+
+
+def test_bad_option_value_is_named_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["train", "--latent-dim", "0", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert status != 0 and len(err.splitlines()) == 1 and "latent_dim=0" in err
     assert not os.path.exists(tmp_path / "runs" / "digits" / "model.keras")
