@@ -3,8 +3,8 @@
 `--data digits` (any name of `tfvae.datasets.NAMES`) loads the raw dataset
 with `tfvae.datasets.load` and the same train/test split as training (the
 run's seed); `--data PATH` reads a `.npy`, `.npz` or `.csv` of raw features
-with `tfvae.datasets.load_array` and splits it 80/20 with the seed, as
-`tfvae.run` does. Either way the model's own `preprocessing` is then applied,
+with `tfvae.datasets.load_array` and splits it with
+`tfvae.datasets.split_rows`, as `tfvae.run` does. Either way the model's own `preprocessing` is then applied,
 so the data is exactly what the model was trained on. The training split
 calibrates int8 models, the test split measures parity.
 """
@@ -74,11 +74,7 @@ def load(spec, model, seed=0):
             )
     else:
         x, y = _read_file(spec, model)
-        order = np.random.default_rng(seed).permutation(len(x))
-        split = max(1, int(round(0.8 * len(x))))
-        if split == len(x):
-            raise ValueError(_checks.invalid("--data", "a file with at least 2 rows (80/20 split)", spec))
-        train_rows, test_rows = order[:split], order[split:]
+        train_rows, test_rows = datasets.split_rows(len(x), seed, name="--data")
         x_train, x_test = x[train_rows], x[test_rows]
         y_train, y_test = (None, None) if y is None else (y[train_rows], y[test_rows])
     x_train, x_test = (_prepare(model, part) for part in (x_train, x_test))

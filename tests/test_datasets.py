@@ -86,3 +86,15 @@ def test_load_array_rejects_bad_files(tmp_path):
     (tmp_path / "corrupt.npy").write_bytes(b"not numpy")
     with pytest.raises(ValueError, match="numpy file"):
         datasets.load_array(tmp_path / "corrupt.npy")
+
+
+def test_split_rows_is_a_seeded_partition():
+    train_rows, test_rows = datasets.split_rows(101, seed=3)
+    assert (len(train_rows), len(test_rows)) == (81, 20)
+    assert sorted(np.concatenate([train_rows, test_rows]).tolist()) == list(range(101))
+    again, _ = datasets.split_rows(101, seed=3)
+    other, _ = datasets.split_rows(101, seed=4)
+    np.testing.assert_array_equal(train_rows, again)
+    assert not np.array_equal(train_rows, other)
+    with pytest.raises(ValueError, match=r"`--data`.*at least 2 rows.*<1 row>"):
+        datasets.split_rows(1, name="--data")

@@ -195,6 +195,37 @@ def load_array(path, key=None, scale=False, binarize=False, threshold=0.5):
     return apply_preprocessing(x, preprocessing), preprocessing
 
 
+def split_rows(num_rows, seed=0, train_fraction=0.8, name="data"):
+    """The row indices of a seeded train/test split, as `tfvae train` makes it.
+
+    Args:
+        num_rows: how many rows the data has.
+        seed: seeds the permutation.
+        train_fraction: the share of rows that goes to training (rounded,
+            at least one).
+        name: the argument named in the error.
+
+    Returns:
+        `(train_rows, test_rows)`: integer arrays, disjoint, together every row.
+
+    Raises:
+        ValueError: if the split would leave the test part empty.
+
+    Example:
+        >>> train_rows, test_rows = split_rows(10, seed=0)
+        >>> len(train_rows), len(test_rows)
+        (8, 2)
+    """
+    order = np.random.default_rng(seed).permutation(num_rows)
+    split = max(1, int(round(train_fraction * num_rows)))
+    if split >= num_rows:
+        raise ValueError(
+            _checks.invalid(name, f"at least 2 rows for a {train_fraction:.0%} train / test split",
+                            f"<{num_rows} row{'s' if num_rows != 1 else ''}>")
+        )
+    return order[:split], order[split:]
+
+
 def _read_numpy(path, reader, **options):
     try:
         return reader(path, **options)

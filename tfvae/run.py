@@ -54,11 +54,8 @@ def load_run_data(data, likelihood, seed=0):
     if not os.path.exists(os.fspath(data)):
         raise ValueError(_checks.invalid("data", f"one of {list(datasets.NAMES)} or the path of a .npy/.npz/.csv file", data))
     x, preprocessing = datasets.load_array(data, scale=True, binarize=likelihood == "bernoulli")
-    order = np.random.default_rng(seed).permutation(len(x))
-    split = max(1, int(round(0.8 * len(x))))
-    if split == len(x):
-        raise ValueError(_checks.invalid("data", "a file with at least 2 rows (80/20 train/test split)", data))
-    return (x[order[:split]], None), (x[order[split:]], None), {"dataset": os.fspath(data), **preprocessing}
+    train_rows, test_rows = datasets.split_rows(len(x), seed, name="data")
+    return (x[train_rows], None), (x[test_rows], None), {"dataset": os.fspath(data), **preprocessing}
 
 
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
