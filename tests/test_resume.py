@@ -17,7 +17,8 @@ from tfvae import cli, resumable
 from tfvae.callbacks import BackupAndRestore
 
 # 1437 training digits in batches of 64: 23 batches per epoch; a backup every 5 batches (tfvae train
-# runs 5 steps per compiled call, so batch callbacks see batches 4, 9, 14, 19 and 22 of each epoch).
+# runs 5 steps per compiled call, so batch callbacks see batches 4, 9, 14, 19 and, for the last
+# call's three batches, 24: Keras reports a call's first batch index + 4).
 ARGS = ["train", "--epochs", "4", "--hidden", "16", "--latent-dim", "2", "--backup-every", "5", "--out", "run"]
 
 # `tfvae train` that blocks for good in its third epoch (index 2) at the first batch callback
@@ -129,6 +130,25 @@ def test_a_backup_in_the_first_epoch_of_a_resumed_run_records_that_epoch(tmp_pat
         model.fit(x, batch_size=8, epochs=4, verbose=0,
                   callbacks=[backup_class(str(tmp_path / "backup"), save_freq=3), _Interrupt(1, 6)])
     assert json.loads(metadata.read_text())["epoch"] == recorded_epoch
+
+
+@pytest.mark.parametrize("backup_class, backups", [(BackupAndRestore, 4), (keras.callbacks.BackupAndRestore, 2)])
+def test_a_whole_epoch_per_call_counts_every_batch_of_it(tmp_path, backup_class, backups):
+    # As tfvae train runs when an epoch is shorter than --backup-every: one call per epoch of 8
+    # batches, a backup due every 8. Keras' callback counts 7 per epoch (the control row).
+    class Counting(backup_class):
+        saves = 0
+
+        def _save_model(self):
+            Counting.saves += 1
+            super()._save_model()
+
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer="adam", steps_per_execution=8)
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")  # 8 batches of 8
+    model.fit(x, batch_size=8, epochs=4, verbose=0,
+              callbacks=[Counting(str(tmp_path / "backup"), save_freq=8, delete_checkpoint=False)])
+    assert Counting.saves == backups
 
 
 def test_resume_needs_the_options_the_run_was_started_with(tmp_path, capsys, monkeypatch):

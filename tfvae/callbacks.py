@@ -94,7 +94,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     epoch only at an epoch's end, so a mid-epoch backup (`save_freq` an
     integer) written in the first epoch of a resumed run records epoch 0:
     a second interruption there would restart the run from its first epoch.
-    This subclass takes the epoch from `on_epoch_begin`.
+    This subclass takes the epoch from `on_epoch_begin`. It also counts the
+    batches of an epoch's first compiled call in full: Keras starts the
+    count of each epoch at batch index 0 instead of -1, so with
+    `steps_per_execution` above 1 each epoch lost one batch towards
+    `save_freq`.
 
     Keras restores the weights and optimizer state of the last backup and
     restarts the interrupted epoch from its first batch.
@@ -107,3 +111,4 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+        self._last_batch_seen = -1  # the batch "before" index 0: the next call adds batch + 1

@@ -83,8 +83,10 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             (same options required; see `tfvae.resumable`).
         deterministic: enable TensorFlow's op determinism, so that two runs
             with the same seed give identical weights (slower on GPUs).
-        backup_every: batches between two backups of the training state;
-            also the steps run per compiled call (`steps_per_execution`).
+        backup_every: batches between two backups of the training state
+            (made at the end of the compiled call that reaches the count);
+            also the steps run per compiled call (`steps_per_execution`),
+            at most one epoch's.
 
     Returns:
         A dict with `model`, `history`, `metrics` (test loss,
@@ -121,10 +123,12 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     with strategy.scope():
         model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, beta=beta,
                         num_samples=num_samples, num_classes=num_classes, preprocessing=preprocessing)
-        # `backup_every` steps per compiled call: the batch callbacks (the backup, the
-        # non-finite check) then run every `backup_every` steps, also mid-epoch.
+        # `backup_every` steps per compiled call, at most an epoch: the batch callbacks (the
+        # backup, the non-finite check) run after each call, also mid-epoch. (A call longer than
+        # the epoch would make Keras' progress bar count past the epoch's end: "50/23".)
+        per_call = min(backup_every, -(-len(x_train) // batch_size))
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                      steps_per_execution=distribute.steps_per_execution(strategy, backup_every))
+                      steps_per_execution=distribute.steps_per_execution(strategy, per_call))
     os.makedirs(out, exist_ok=True)
     if not resume:
         _write_json(os.path.join(out, "run.json"), options)
