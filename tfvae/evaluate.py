@@ -90,24 +90,11 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
             raise ValueError(_checks.invalid("labels", f"one label per example of x ({len(x)})",
                                              f"<{len(labels)} labels>"))
 
-    z_means, reconstructions, kls = [], [], []
-    for batch, start in enumerate(range(0, len(x), batch_size)):
-        x_batch = tf.constant(x[start:start + batch_size])
-        labels_batch = None if labels is None else labels[start:start + batch_size]
-        posterior = model.posterior(x_batch, labels_batch)
-        z_means.append(posterior.mean().numpy())
-        kls.append(losses.kl_divergence(posterior, model._prior()).numpy())
-        # Negative stream numbers: samples independent of log_likelihood's (seeded [seed, 0], [seed, 1], ...).
-        _, log_px_given_z = model.log_importance_weights(
-            x_batch, elbo_samples, labels=labels_batch, seed=tf.constant([seed, -1 - batch], tf.int32)
-        )
-        reconstructions.append(-tf.reduce_mean(log_px_given_z, axis=0).numpy())
-    reconstruction = np.concatenate(reconstructions)
-    kl = np.concatenate(kls)
+    reconstruction, kl, z_mean = elbo_parts(model, x, labels, elbo_samples, batch_size, seed)
     log_px = model.log_likelihood(x, num_samples=num_samples, labels=labels, batch_size=batch_size,
                                   samples_per_chunk=samples_per_chunk, seed=seed)
     nll = -float(np.mean(log_px))
-    variance = np.var(np.concatenate(z_means), axis=0)
+    variance = np.var(z_mean, axis=0)
     active = [int(unit) for unit in np.flatnonzero(variance > active_threshold)]
     num_dimensions = int(np.prod(model.event_shape))
     return {
@@ -126,6 +113,36 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
         "posterior_mean_variance": [float(value) for value in variance],
         "active_threshold": active_threshold,
     }
+
+
+def elbo_parts(model, x, labels=None, elbo_samples=100, batch_size=128, seed=0):
+    """Per example: the ELBO's two terms and the posterior mean, as `evaluate` computes them.
+
+    Args:
+        model: a `tfvae.VAE`.
+        x: checked float32 examples, `(n,) + model.event_shape`.
+        labels: for a conditional model (else None).
+        elbo_samples: draws z ~ q(z|x) averaged for E_q[log p(x|z)].
+        batch_size: examples per chunk of work.
+        seed: int; the draws are independent of `log_likelihood`'s with the same seed.
+
+    Returns:
+        `(reconstruction, kl, z_mean)`: numpy arrays of shapes `(n,)`, `(n,)`
+        and `(n, latent_dim)`; reconstruction is -E_q[log p(x|z)], the KL exact.
+    """
+    z_means, reconstructions, kls = [], [], []
+    for batch, start in enumerate(range(0, len(x), batch_size)):
+        x_batch = tf.constant(x[start:start + batch_size])
+        labels_batch = None if labels is None else labels[start:start + batch_size]
+        posterior = model.posterior(x_batch, labels_batch)
+        z_means.append(posterior.mean().numpy())
+        kls.append(losses.kl_divergence(posterior, model._prior()).numpy())
+        # Negative stream numbers: samples independent of log_likelihood's (seeded [seed, 0], [seed, 1], ...).
+        _, log_px_given_z = model.log_importance_weights(
+            x_batch, elbo_samples, labels=labels_batch, seed=tf.constant([seed, -1 - batch], tf.int32)
+        )
+        reconstructions.append(-tf.reduce_mean(log_px_given_z, axis=0).numpy())
+    return np.concatenate(reconstructions), np.concatenate(kls), np.concatenate(z_means)
 
 
 def format_evaluation(results):
