@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from export import _atomic, _data, _datasets
+from export import _data, _datasets
+from tfvae import _atomic
 
 PROG = "tfvae-export"
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")

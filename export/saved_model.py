@@ -22,7 +22,8 @@ import collections
 import tensorflow as tf
 
 import export as _package
-from export import _atomic, _checks, _data, _endpoints, metadata, report
+from export import _checks, _data, _endpoints, metadata, report
+from tfvae import _atomic
 
 #: Largest parity error accepted before refusing to write, relative to max(1, |output|).
 _PLAUSIBLE = 1e-3

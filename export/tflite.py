@@ -30,7 +30,8 @@ import warnings
 import tensorflow as tf
 
 import export as _package
-from export import _atomic, _checks, _data, _endpoints, _litert, metadata, report
+from export import _checks, _data, _endpoints, _litert, metadata, report
+from tfvae import _atomic
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
 PARTS = tuple(_endpoints.PARTS)

@@ -12,7 +12,8 @@ import pytest
 
 import export
 import tfvae
-from export import _atomic, _endpoints, metadata
+from export import _endpoints, metadata
+from tfvae import _atomic
 
 SIGNATURES = {"serving_default", "encode", "decode", "reconstruct", "sample", "score"}
 BATCHES = (1, 7, 64)  # dynamic batch size: several sizes through the same signature

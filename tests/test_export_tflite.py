@@ -10,7 +10,8 @@ from ai_edge_litert.interpreter import Interpreter
 
 import export
 import tfvae
-from export import _atomic, _litert, metadata
+from export import _litert, metadata
+from tfvae import _atomic
 
 BATCHES = (1, 5, 32)
 
