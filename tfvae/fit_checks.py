@@ -1,5 +1,8 @@
 """Checks of the data given to `VAE.fit`, before any training step runs.
 
+This module finds the data among `fit`'s arguments; the rules themselves
+(arrays, labels, weights) live in `tfvae._checks`.
+
 `VAE.fit` calls `check_fit_arguments` and then `keras.Model.fit`. Data given
 as arrays (numpy arrays, eager tensors, nested lists, pandas frames: anything
 `numpy.asarray` reads) is checked completely before training starts:
@@ -39,8 +42,8 @@ def check_fit_arguments(model, *args, **kwargs):
 
     Returns:
         `(args, kwargs)` to pass on to `keras.Model.fit`: the same arguments
-        with array data replaced by checked float32 arrays (labels as given
-        class ids or one-hot rows).
+        with array data replaced by checked float32 arrays (labels as int32
+        class ids or float32 one-hot rows).
 
     Raises:
         TypeError: if array data is not numeric.
@@ -80,8 +83,9 @@ def check_training_data(model, x, y=None, sample_weight=None, name="x"):
         name: the argument's name in error messages.
 
     Returns:
-        `(x, y, sample_weight)`: x a finite float32 numpy array, labels and
-        weights as numpy arrays (or None).
+        `(x, y, sample_weight)`: x a finite float32 numpy array, labels
+        int32 class ids or float32 one-hot rows (see `_checks.class_labels`),
+        weights float32 (or None).
 
     Raises:
         TypeError: if x, labels or weights are not numeric.
@@ -100,10 +104,13 @@ def check_training_data(model, x, y=None, sample_weight=None, name="x"):
     label_name = "y" if name == "x" else f"{name.split('[')[0]}[1]"
     x = _checks.float_array(name, _numpy(x), model.event_shape)
     if model.num_classes:
-        y = _labels(label_name, y, len(x), model.num_classes)
+        y = _checks.class_labels(
+            label_name, y, model.num_classes, rows=len(x),
+            hint=f"This VAE is conditional (num_classes={model.num_classes}): pass model.fit(x, y)",
+        )
     if sample_weight is not None:
         weight_name = "sample_weight" if name == "x" else f"{name.split('[')[0]}[2]"
-        sample_weight = _weights(weight_name, sample_weight, len(x))
+        sample_weight = _checks.sample_weights(weight_name, sample_weight, len(x))
     return x, y, sample_weight
 
 
@@ -123,40 +130,3 @@ def _numpy(value):
     if tf.is_tensor(value) and hasattr(value, "numpy"):
         return value.numpy()
     return value
-
-
-def _labels(name, labels, rows, num_classes):
-    expected = f"{rows} class ids in [0, {num_classes}) or {rows} one-hot rows of width {num_classes}"
-    if labels is None:
-        raise ValueError(
-            _checks.invalid(name, expected, None,
-                            f"This VAE is conditional (num_classes={num_classes}): pass model.fit(x, y)")
-        )
-    array = np.asarray(_numpy(labels))
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(_checks.invalid(name, expected, f"<array of dtype {array.dtype}>"))
-    one_hot = array.ndim == 2 and array.shape[1] == num_classes and num_classes > 1
-    if not (array.ndim == 1 or array.ndim == 2 and (array.shape[1] == 1 or one_hot)) or len(array) != rows:
-        raise ValueError(_checks.invalid(name, expected, f"<array of shape {array.shape}>"))
-    ids = array.argmax(axis=1) if one_hot else array.reshape(-1)
-    bad = ~np.isfinite(ids) | (ids < 0) | (ids >= num_classes) | (ids != np.round(ids))
-    if one_hot:
-        bad |= ~np.isfinite(array).all(axis=1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(_checks.invalid(name, expected, f"<row {row}: {array[row]}>"))
-    return array
-
-
-def _weights(name, weights, rows):
-    expected = f"{rows} finite numbers >= 0, one per example"
-    array = np.asarray(_numpy(weights))
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(_checks.invalid(name, expected, f"<array of dtype {array.dtype}>"))
-    if array.ndim != 1 or len(array) != rows:
-        raise ValueError(_checks.invalid(name, expected, f"<array of shape {array.shape}>"))
-    bad = ~np.isfinite(array) | (array < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(_checks.invalid(name, expected, f"<row {row}: {array[row]}>"))
-    return array.astype(np.float32)

@@ -1,7 +1,5 @@
 """The variational autoencoder: encoder body, two heads, latent, decoder."""
 
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -104,11 +102,11 @@ class VAE(EpochLoop, keras.Model):
         self.likelihood_scale = likelihood_scale
         self.beta = _checks.non_negative_float("beta", beta)
         self.free_bits = _checks.non_negative_float("free_bits", free_bits)
-        self.kl_warmup_steps = _non_negative_int("kl_warmup_steps", kl_warmup_steps)
+        self.kl_warmup_steps = _checks.non_negative_int("kl_warmup_steps", kl_warmup_steps)
         self.num_samples = _checks.positive_int("num_samples", num_samples)
         self.num_classes = None if num_classes is None else _checks.positive_int("num_classes", num_classes)
         self.log_sigma_bound = _checks.positive_float("log_sigma_bound", log_sigma_bound)
-        self.preprocessing = _json_dict("preprocessing", preprocessing)
+        self.preprocessing = _checks.optional_dict("preprocessing", preprocessing)
         if self.free_bits and self.num_samples > 1:
             raise ValueError(
                 _checks.invalid(
@@ -183,14 +181,12 @@ class VAE(EpochLoop, keras.Model):
                     _checks.invalid("labels", "None for an unconditional VAE (num_classes=None)", "<labels>")
                 )
             return None
-        if labels is None:
-            raise ValueError(
-                "This VAE is conditional (num_classes="
-                f"{self.num_classes}) and needs `labels`: pass class ids or "
-                "one-hot rows, e.g. model.fit(x, y) or model.encode(x, labels=y)."
+        if labels is None or not tf.is_tensor(labels) or tf.executing_eagerly():
+            labels = _checks.class_labels(
+                "labels", labels, self.num_classes,
+                hint=f"This VAE is conditional (num_classes={self.num_classes}): pass class ids or one-hot rows, "
+                "e.g. model.fit(x, y) or model.encode(x, labels=y)",
             )
-        if not tf.is_tensor(labels):
-            labels = _check_label_values(labels, self.num_classes)
         labels = tf.convert_to_tensor(labels)
         if labels.shape.rank == 2 and labels.shape[-1] == self.num_classes and labels.dtype.is_floating:
             return tf.cast(labels, "float32")
@@ -509,8 +505,7 @@ class VAE(EpochLoop, keras.Model):
         num_samples = _checks.positive_int("num_samples", num_samples)
         batch_size = _checks.positive_int("batch_size", batch_size)
         samples_per_chunk = _checks.positive_int("samples_per_chunk", samples_per_chunk)
-        if seed is not None:
-            _seed_tensor(seed)  # checks that it is an int
+        seed = _checks.seed("seed", seed)
         one_hot = self._one_hot(labels)
         results = []
         chunk = 0
@@ -565,20 +560,6 @@ class VAE(EpochLoop, keras.Model):
 # ------------------------------------------------------------------ helpers
 
 
-def _non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(_checks.invalid(name, "an integer >= 0", value))
-    return int(value)
-
-
-def _json_dict(name, value):
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise TypeError(_checks.invalid(name, "None or a dict", value))
-    return value
-
-
 def _resolve_event_shape(encoder, event_shape):
     if event_shape is not None:
         return _checks.int_tuple("event_shape", event_shape, allow_empty=False)
@@ -606,21 +587,6 @@ def _as_float_tensor(name, value, event_shape):
     return tf.convert_to_tensor(_checks.float_array(name, value, event_shape))
 
 
-def _check_label_values(labels, num_classes):
-    array = np.asarray(labels)
-    if array.ndim == 2 and array.shape[-1] == num_classes and np.issubdtype(array.dtype, np.floating):
-        return array.astype("float32")
-    if not np.issubdtype(array.dtype, np.number) or array.size and (
-        np.any(array < 0) or np.any(array >= num_classes) or np.any(array != np.round(array))
-    ):
-        raise ValueError(
-            _checks.invalid("labels", f"class ids in [0, {num_classes}) or one-hot rows", f"<{array.ravel()[:5]}...>")
-        )
-    return array.astype("int32")
-
-
 def _seed_tensor(seed):
     """An int seed as the stateless seed pair that TFP samplers accept."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(_checks.invalid("seed", "None or an int", seed))
-    return tf.constant([int(seed), 0], tf.int32)
+    return tf.constant([_checks.seed("seed", seed), 0], tf.int32)
