@@ -168,7 +168,7 @@ def test_history_rows_of_the_epoch_to_redo_are_dropped(tmp_path):
     (tmp_path / resumable.BACKUP).mkdir()
     (tmp_path / resumable.BACKUP / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     (tmp_path / "history.csv").write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n3,1.")  # killed while writing 3
-    assert resumable.prepare(str(tmp_path), {}, resume=True) == 2
+    assert resumable.prepare(str(tmp_path), {}, resume=True) == (2, None)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
 
 

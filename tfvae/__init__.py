@@ -3,43 +3,71 @@
 >>> import tfvae
 >>> model = tfvae.mlp_vae(6, (4,), 2)   # x1..x6 -> a1..a4 -> (mu, sigma) x 2
 >>> model.compile(optimizer="adam")
+
+`import tfvae` loads nothing heavy and changes nothing global but the
+default of `KERAS_BACKEND`: submodules and the public names below load on
+first use (PEP 562), so that pure-Python parts (`tfvae.run_folder`,
+`tfvae._atomic`, `tfvae._checks`, `tfvae.datasets`) work without
+TensorFlow. Where each concept lives:
+
+    core (never imports the apps)
+        vae.VAE, latent.GaussianLatent, likelihoods, losses    the model and the ELBO
+        builders.mlp_vae / conv_vae                             encoder and decoder bodies
+        evaluation.evaluate / format_evaluation                 metrics of a model on data
+        datasets, saving.load_model, callbacks, distribute, epoch_loop, fit_checks, _checks
+    apps
+        run_folder      the files of a run folder, its data split, atomic writes, the lock
+        run, resumable  `tfvae train` and `--resume`
+        cli, _cli       the `tfvae` command; what both CLIs share (export/cli.py uses _cli)
 """
 
+import importlib as _importlib
 import os as _os
 
+# Keras 3 picks its backend when first imported; tfvae needs TensorFlow's (TFP distributions).
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from tfvae._quiet import native_stderr_silenced as _silenced  # noqa: E402
-
-# TensorFlow's C++ runtime prints CUDA-probe and CPU-feature notices to fd 2
-# when it loads; they are noise on the CPU and bury the CLIs' one-line errors.
-with _silenced():
-    import keras as _keras  # noqa: E402
-    import tensorflow as _tf  # noqa: E402
-    import tensorflow_probability as _tfp  # noqa: E402, F401
-
-    # The first op initializes the runtime, which logs too. Not in a
-    # multi-worker job (TF_CONFIG set): MultiWorkerMirroredStrategy has to
-    # configure collective ops before the runtime starts.
-    if not _os.environ.get("TF_CONFIG"):
-        _tf.constant(0.0) + 1.0
-
-if _keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "tfvae needs the TensorFlow backend of Keras (TensorFlow Probability "
-        f"distributions run on it); KERAS_BACKEND is {_keras.backend.backend()!r}. "
-        "Set KERAS_BACKEND=tensorflow."
-    )
-
-from tfvae import callbacks, datasets, distribute, likelihoods, losses  # noqa: E402
-from tfvae.builders import conv_vae, mlp_vae  # noqa: E402
-# `tfvae.evaluate` is the function; the module stays importable as `from tfvae.evaluate import ...`.
-from tfvae.evaluate import evaluate, format_evaluation  # noqa: E402
-from tfvae.latent import GaussianLatent  # noqa: E402
-from tfvae.saving import load_model  # noqa: E402
-from tfvae.vae import VAE  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "GaussianLatent", "mlp_vae", "conv_vae", "evaluate", "format_evaluation", "load_model", "callbacks", "datasets", "distribute", "likelihoods", "losses", "__version__"]
+# public name -> (module, attribute)
+_EXPORTS = {
+    "VAE": ("tfvae.vae", "VAE"),
+    "GaussianLatent": ("tfvae.latent", "GaussianLatent"),
+    "mlp_vae": ("tfvae.builders", "mlp_vae"),
+    "conv_vae": ("tfvae.builders", "conv_vae"),
+    "evaluate": ("tfvae.evaluation", "evaluate"),
+    "format_evaluation": ("tfvae.evaluation", "format_evaluation"),
+    "load_model": ("tfvae.saving", "load_model"),
+}
+_SUBMODULES = ("callbacks", "datasets", "distribute", "likelihoods", "losses")
+
+__all__ = [*_EXPORTS, *_SUBMODULES, "__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module_name, attribute = _EXPORTS[name]
+        _check_backend()
+        value = getattr(_importlib.import_module(module_name), attribute)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        if name != "datasets":
+            _check_backend()
+        return _importlib.import_module(f"tfvae.{name}")
+    raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+def _check_backend():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ImportError(
+            "tfvae needs the TensorFlow backend of Keras (TensorFlow Probability "
+            f"distributions run on it); KERAS_BACKEND is {keras.backend.backend()!r}. "
+            "Set KERAS_BACKEND=tensorflow."
+        )

@@ -11,8 +11,15 @@ and no temporary file is left, and an existing artifact is untouched.
         write_bytes(staging.temp(path), content)
         write_bytes(staging.temp(sidecar), metadata)
     # both renamed into place here
+
+A single file is replaced in one rename (`replacing`): a reader, or a kill,
+sees the old file or the new one, never a mix and never neither.
+
+    with replacing(path) as temporary:
+        model.save(temporary)   # the temporary name ends with the file's own name
 """
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -116,6 +123,48 @@ class Staging:
                 pass
 
 
+@contextlib.contextmanager
+def replacing(path):
+    """Yields a temporary sibling to write `path`'s new content to; renames it over `path` on success.
+
+    The temporary file is in the same directory (the same file system), hidden
+    (`.tmp-XXXXXXXX.NAME`: it ends with the target's own name, so writers that
+    check the extension, such as `keras.Model.save`, accept it), flushed to disk
+    before the rename, and removed if the block raises (including
+    `KeyboardInterrupt`). The previous `path`, if any, stays untouched until
+    the rename.
+
+    Args:
+        path: the file to write.
+
+    Yields:
+        The temporary path (a `pathlib.Path`, not created).
+
+    Raises:
+        OSError: from the writer, the flush or the rename (full disk,
+            unwritable folder); `path` is then as it was.
+
+    Example:
+
+    >>> with replacing("run/metrics.json") as temporary:
+    ...     write_text(temporary, "{}")
+    """
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}.{path.name}")
+    try:
+        yield temporary
+        _fsync_file(temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        _remove(temporary)
+        # Name the file the user knows (not the temporary one, nor none: h5py's errors name no file).
+        raise OSError(error.errno, error.strerror or " ".join(str(error).split()), os.fspath(path)) from error
+    except BaseException:
+        _remove(temporary)
+        raise
+    _sync_dirs({path.parent})
+
+
 def write_bytes(path, data):
     """Writes `data` to `path` and flushes it to disk."""
     with open(path, "wb") as handle:
@@ -135,6 +184,14 @@ def tree_size(path):
     if path.is_file():
         return path.stat().st_size
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def _fsync_file(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _sibling(target, tag):

@@ -3,14 +3,27 @@
 `TerminateOnNonFinite` stops at the first non-finite loss and puts back the
 last weights that gave a finite one (`keras.callbacks.TerminateOnNaN` stops
 but leaves the broken weights in the model). `BackupAndRestore` is Keras'
-callback of that name with the epoch of mid-epoch backups kept right after
-a resume.
+callback of that name whose backups appear whole or not at all, in two
+generations, with the right epoch after a resume. `HistoryCSV` is Keras'
+`CSVLogger` whose file is rewritten whole at every epoch end.
+`StopOnInterrupt` turns Ctrl-C into a stop at the next epoch end, with a
+backup.
 """
 
+import csv
+import hashlib
+import io
+import json
 import math
+import os
+import signal
+import threading
+import time
 
 import keras
 import numpy as np
+
+from tfvae import _atomic
 
 
 class TerminateOnNonFinite(keras.callbacks.Callback):
@@ -88,27 +101,278 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` that records the right epoch after a resume.
+    """`keras.callbacks.BackupAndRestore` whose backups survive a kill, a full disk and each other.
 
-    Keras' callback counts epochs from 0 in every `fit` and learns the
-    epoch only at an epoch's end, so a mid-epoch backup (`save_freq` an
-    integer) written in the first epoch of a resumed run records epoch 0:
-    a second interruption there would restart the run from its first epoch.
-    This subclass takes the epoch from `on_epoch_begin`. It also counts the
-    batches of an epoch's first compiled call in full: Keras starts the
-    count of each epoch at batch index 0 instead of -1, so with
-    `steps_per_execution` above 1 each epoch lost one batch towards
-    `save_freq`.
+    Keras' callback rewrites `latest.weights.h5` in place: a kill or a full
+    disk during the write leaves half a file and no way to resume. Here each
+    backup is a new weights file `weights-NNNNNN.weights.h5` written to a
+    temporary sibling, flushed and renamed, and then `training_metadata.json`
+    (likewise atomic) records its epoch, batch, file name and SHA-256. The
+    previous metadata is kept as `training_metadata.json.bkp` with its
+    weights, so two whole generations exist after the first two backups
+    (`double_checkpoint=True`); older weights files are removed.
+    `latest_backup` picks the newest generation whose weights match their
+    checksum, and says so when it has to fall back.
 
-    Keras restores the weights and optimizer state of the last backup and
-    restarts the interrupted epoch from its first batch.
+    Keras counts epochs from 0 in every `fit` and learns the epoch only at an
+    epoch's end, so a mid-epoch backup written in the first epoch of a resumed
+    run would record epoch 0; this subclass takes the epoch from
+    `on_epoch_begin`. It also counts the batches of an epoch's first compiled
+    call in full. A backup that falls due at an epoch's last batch is written
+    at the epoch's end instead (after `HistoryCSV` wrote the epoch's row, if
+    it comes first in the callbacks), recording the next epoch: nothing is
+    redone on resume. A backup is also written at the end of the last epoch
+    and whenever training is about to stop (`model.stop_training`, e.g. after
+    Ctrl-C with `StopOnInterrupt`).
 
     Args:
         backup_dir: the directory of the backup (used by nothing else).
         save_freq: `"epoch"` or a number of batches between backups.
-        **kwargs: further `keras.callbacks.BackupAndRestore` arguments.
+        double_checkpoint: keep the previous generation too.
+        delete_checkpoint: remove `backup_dir` when `fit` ends normally.
+
+    Example:
+
+    >>> backup = BackupAndRestore("run/backup", save_freq=50)
+    >>> model.fit(x, epochs=150, callbacks=[backup])   # killed? the same call continues
     """
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=double_checkpoint,
+                         delete_checkpoint=delete_checkpoint)
+        self.restored = None
+        self._generation = 0
+        self._due_at_epoch_end = False
+
+    @staticmethod
+    def latest_backup(backup_dir):
+        """The newest whole backup in `backup_dir`, without loading anything.
+
+        Args:
+            backup_dir: a directory written by this callback (or by Keras' own,
+                whose weights file carries no checksum and is taken as it is).
+
+        Returns:
+            `(metadata, weights_path, note)`: the backup's metadata dict
+            (`epoch`, `batch`, ...) and weights file, or `(None, None, note)`
+            when there is no usable backup; `note` is None, or says which
+            backup was damaged and what is used instead.
+        """
+        problems = []
+        for number, (metadata_name, legacy_weights) in enumerate(
+            ((_METADATA, "latest.weights.h5"), (_METADATA + ".bkp", "latest.weights.h5.bkp"))
+        ):
+            metadata_path = os.path.join(backup_dir, metadata_name)
+            if not os.path.exists(metadata_path):
+                if number == 0 and os.path.exists(metadata_path + ".bkp"):
+                    problems.append(f"{metadata_path} is missing (the process stopped while writing it)")
+                continue
+            try:
+                with open(metadata_path) as handle:
+                    metadata = json.load(handle)
+                epoch = int(metadata["epoch"])
+                weights = os.path.join(backup_dir, metadata.get("weights", legacy_weights))
+                if "sha256" in metadata and _sha256(weights) != metadata["sha256"]:
+                    raise ValueError(f"{weights} does not match its checksum (damaged)")
+                if "sha256" not in metadata and not os.path.exists(weights):
+                    weights = None  # Keras' metadata alone: restores the epoch only
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                problems.append(f"{metadata_path}: {' '.join(str(error).split())}")
+                continue
+            note = None
+            if problems:
+                note = (f"the latest backup is damaged ({'; '.join(problems)}); "
+                        f"resuming from the previous one, made in epoch {epoch + 1}")
+            return metadata, weights, note
+        note = f"no whole backup in {backup_dir} ({'; '.join(problems)})" if problems else None
+        return None, None, note
+
+    def on_train_begin(self, logs=None):
+        metadata, weights, _ = self.latest_backup(self.backup_dir)
+        self.restored = metadata
+        if metadata is None:
+            return
+        self._generation = int(metadata.get("generation", 0))
+        if weights is not None:
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)  # optimizer state is in the file
+            self.model.load_weights(weights)
+        self.model._initial_epoch = int(metadata["epoch"])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
         self._last_batch_seen = -1  # the batch "before" index 0: the next call adds batch + 1
+        self._due_at_epoch_end = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._should_save_on_batch(batch):
+            return
+        steps = (self.params or {}).get("steps")
+        if steps and batch >= steps - 1:
+            self._due_at_epoch_end = True  # the epoch is done: back it up whole at its end
+        else:
+            self._save_model()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
+        if self.save_freq == "epoch" or self._due_at_epoch_end or last or self.model.stop_training:
+            self._save_model()
+        self._due_at_epoch_end = False
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self._generation += 1
+        name = f"weights-{self._generation:06d}.weights.h5"
+        weights = os.path.join(self.backup_dir, name)
+        with _atomic.replacing(weights) as temporary:
+            self.model.save_weights(temporary)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
+                    "sha256": _sha256(weights), "generation": self._generation}
+        current = os.path.join(self.backup_dir, _METADATA)
+        if os.path.exists(current):
+            if self.double_checkpoint:
+                os.replace(current, current + ".bkp")  # a kill right here: the .bkp generation is whole
+            else:
+                os.unlink(current)
+        with _atomic.replacing(current) as temporary:
+            _atomic.write_text(temporary, json.dumps(metadata))
+        self._remove_unreferenced()
+
+    def _remove_unreferenced(self):
+        keep = set()
+        for name in (_METADATA, _METADATA + ".bkp"):
+            try:
+                with open(os.path.join(self.backup_dir, name)) as handle:
+                    keep.add(json.load(handle).get("weights"))
+            except (OSError, ValueError, AttributeError):
+                pass
+        for name in os.listdir(self.backup_dir):
+            if name not in keep and (name.startswith("weights-") or name.startswith(".tmp-")
+                                     or name.startswith("latest.weights.h5")):
+                try:
+                    os.unlink(os.path.join(self.backup_dir, name))
+                except OSError:
+                    pass
+
+
+_METADATA = "training_metadata.json"
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """Per-epoch metrics in a CSV file rewritten whole (temporary sibling, flush, rename) at every epoch end.
+
+    The columns are those of `keras.callbacks.CSVLogger`: `epoch`, then the
+    logged metrics in sorted order. A kill, a full disk or Ctrl-C leaves the
+    file of the previous epoch, never a cut row.
+
+    Args:
+        path: the CSV file.
+        append: keep the rows already in `path` (a resumed run) instead of
+            starting a new file.
+
+    Example:
+
+    >>> model.fit(x, epochs=10, callbacks=[HistoryCSV("run/history.csv")])
+    """
+
+    def __init__(self, path, append=False):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.append = append
+        self._header = None
+        self._rows = []
+
+    def on_train_begin(self, logs=None):
+        self._header, self._rows = None, []
+        if self.append and os.path.exists(self.path):
+            with open(self.path, newline="") as handle:
+                lines = list(csv.reader(handle))
+            if lines:
+                self._header, self._rows = lines[0], lines[1:]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._header is None:
+            self._header = ["epoch", *sorted(logs)]
+        values = {"epoch": epoch, **logs}
+        self._rows.append([_csv_value(values.get(name, "NA")) for name in self._header])
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([self._header, *self._rows])
+        with _atomic.replacing(self.path) as temporary:
+            _atomic.write_text(temporary, text.getvalue())
+
+
+def _csv_value(value):
+    if isinstance(value, (int, str)):
+        return str(value)
+    return repr(float(np.asarray(value).reshape(-1)[0]))
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C stops training at the next epoch end, with a backup; a second Ctrl-C stops at once.
+
+    While `fit` runs (in the main thread), SIGINT no longer raises
+    `KeyboardInterrupt` at a random point (possibly inside a backup write): the
+    first one is noted and, at the next epoch end, `model.stop_training` is
+    set, which makes `BackupAndRestore` (placed after this callback) write a
+    backup of the finished epoch. A second SIGINT raises `KeyboardInterrupt`
+    as usual (the atomic backups stay whole; the epoch in progress, and
+    anything since the last backup, is lost). The previous handler is put
+    back at the end of `fit` or by `restore()`.
+
+    Attributes:
+        stopped_epoch: the epoch (0-based) after which training stopped, or None.
+        delay: seconds from the first Ctrl-C to the stop, or None.
+
+    Example:
+
+    >>> stop = StopOnInterrupt()
+    >>> try:
+    ...     model.fit(x, epochs=150, callbacks=[stop, BackupAndRestore("run/backup")])
+    ... finally:
+    ...     stop.restore()
+    >>> stop.stopped_epoch   # None unless Ctrl-C was pressed
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_epoch = self.delay = None
+        self._requested_at = None
+        self._previous = None
+
+    def on_train_begin(self, logs=None):
+        self.stopped_epoch = self.delay = self._requested_at = None
+        if threading.current_thread() is threading.main_thread() and self._previous is None:
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame):
+        if self._requested_at is not None:
+            raise KeyboardInterrupt
+        self._requested_at = time.monotonic()
+        # os.write, not print: the handler may run inside a print of the progress bar.
+        os.write(2, b"\nCtrl-C: stopping at the end of this epoch with a backup (Ctrl-C again to stop at once)\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._requested_at is not None and self.stopped_epoch is None:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch
+            self.delay = time.monotonic() - self._requested_at
+
+    def on_train_end(self, logs=None):
+        self.restore()
+
+    def restore(self):
+        """Puts the SIGINT handler that was there before `fit` back."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

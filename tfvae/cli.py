@@ -1,15 +1,19 @@
 """The `tfvae` command: thin argument parsing over `tfvae.run`.
 
-    tfvae train [--data digits] [--epochs 150] ... [--strategy mirrored] [--resume]
+    tfvae train [--data digits] [--epochs 150] ... [--strategy mirrored] [--resume | --overwrite]
     tfvae evaluate RUN_DIR [--num-samples 1000]
+
+Exit status: 0 done, 1 failed (training stopped on a non-finite loss, a full
+disk or unwritable folder, a run folder in use), 2 bad input, 130 Ctrl-C.
+Errors are one line on stderr (see `tfvae._cli`).
 """
 
 import argparse
 import os
+import shlex
 import sys
 
-from tfvae import distribute, resumable, run
-from tfvae.evaluate import evaluate_run, format_evaluation
+from tfvae import _cli
 
 
 def _hidden(text):
@@ -19,17 +23,11 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 128,128, got {text!r}") from None
 
 
-class UsageError(Exception):
-    """A bad command line, reported as one line like every other error."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
 def build_parser():
-    parser = _Parser(prog="tfvae", description="Train and inspect variational autoencoders.")
+    """The argument parser of `tfvae` (imports TensorFlow through `tfvae.run`)."""
+    from tfvae import distribute, resumable, run
+
+    parser = _cli.Parser(prog="tfvae", description="Train and inspect variational autoencoders.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a VAE and write a run folder")
     d = run.DEFAULTS
@@ -50,7 +48,10 @@ def build_parser():
     train.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
                        help="mirrored: all local GPUs; multi-worker: the machines in TF_CONFIG (same command on each)")
     train.add_argument("--resume", action="store_true",
-                       help="continue the interrupted run in --out from its backup (repeat the run's options)")
+                       help="continue the interrupted run in --out from its backup (repeat the run's options); "
+                            "with no backup yet, start from the beginning")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete the run already in --out (its exports included) and train anew")
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic ops: the same seed gives identical weights")
     train.add_argument("--backup-every", type=int, default=resumable.BACKUP_EVERY, metavar="BATCHES",
@@ -65,49 +66,56 @@ def build_parser():
 
 
 def main(argv=None):
-    """Runs the command; returns the exit status (0 ok, 1 training stopped or failed, 2 bad input)."""
+    """Runs the command; returns the exit status (0 ok, 1 failed, 2 bad input, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     command = "tfvae"
     try:
+        with _cli.quiet_tensorflow():
+            from tfvae import run
         args = build_parser().parse_args(argv)
         command = f"tfvae {args.command}"
         if args.command == "train":
-            result = run.train(
-                data=args.data, out=args.out, latent_dim=args.latent_dim, hidden=args.hidden,
-                likelihood=args.likelihood, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, seed=args.seed, num_samples=args.num_samples,
-                conditional=args.conditional, strategy=args.strategy, resume=args.resume,
-                deterministic=args.deterministic, backup_every=args.backup_every,
-            )
-            metrics = result["metrics"]
-            print(
-                f"test ELBO: {metrics['elbo']:.2f} nats per example "
-                f"(reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f}); "
-                f"run folder: {result['out']}"
-            )
-            if result["stopped"]:
-                saved = os.path.join(result["out"], "model.keras")
-                print(f"{command}: error: {result['stopped']} Saved to {saved}.", file=sys.stderr)
-                return 1
-        elif args.command == "evaluate":
-            results = evaluate_run(args.run_dir, num_samples=args.num_samples, seed=args.seed)
-            print(format_evaluation(results))
-            print(f"written: {os.path.join(args.run_dir, 'evaluation.json')}")
-    except SystemExit as exit_:  # --help
-        return exit_.code or 0
-    except (UsageError, ValueError, TypeError, OSError, RuntimeError) as error:
-        print(f"{command}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted; `tfvae train ... --resume` continues from the last backup", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - TensorFlow's errors are not ValueErrors: still one line
-        print(f"{command}: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
-        return 1
-    return 0
+            return _train(run, args, command)
+        results = run.evaluate_run(args.run_dir, num_samples=args.num_samples, seed=args.seed)
+        from tfvae.evaluation import format_evaluation
+
+        print(format_evaluation(results))
+        print(f"written: {os.path.join(args.run_dir, 'evaluation.json')}")
+    except KeyboardInterrupt as interrupt:
+        if command == "tfvae train":
+            how = f"continue with: {_resume_command(argv)}"
+            interrupt = KeyboardInterrupt(f"{interrupt}; {how}" if str(interrupt) else f"{how} (from the last backup)")
+        return _cli.exit_status(command, interrupt)
+    except BaseException as error:  # noqa: BLE001 - every error is one line (see tfvae._cli)
+        return _cli.exit_status(command, error)
+    return _cli.OK
 
 
-def _one_line(error):
-    return " ".join(str(error).split())
+def _train(run, args, command):
+    result = run.train(
+        data=args.data, out=args.out, latent_dim=args.latent_dim, hidden=args.hidden,
+        likelihood=args.likelihood, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, num_samples=args.num_samples,
+        conditional=args.conditional, strategy=args.strategy, resume=args.resume,
+        deterministic=args.deterministic, backup_every=args.backup_every, overwrite=args.overwrite,
+    )
+    metrics = result["metrics"]
+    print(
+        f"test ELBO: {metrics['elbo']:.2f} nats per example "
+        f"(reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f}); "
+        f"run folder: {result['out']}"
+    )
+    if result["stopped"]:
+        saved = os.path.join(result["out"], "model.keras")
+        print(f"{command}: error: {result['stopped']} Saved to {saved}.", file=sys.stderr)
+        return _cli.FAILED
+    return _cli.OK
+
+
+def _resume_command(argv):
+    """The command line that continues an interrupted `tfvae train`."""
+    kept = [arg for arg in argv if arg not in ("--resume", "--overwrite")]
+    return shlex.join(["tfvae", *kept, "--resume"])
 
 
 if __name__ == "__main__":

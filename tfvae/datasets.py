@@ -186,13 +186,39 @@ def load_array(path, key=None, scale=False, binarize=False, threshold=0.5):
             _checks.invalid(f"data in {path}", "an array of shape (n, features) or (n, height, width[, channels])",
                             f"<array of shape {x.shape}>", "Save a single feature as shape (n, 1)")
         )
-    preprocessing = {"offset": 0.0, "divisor": 1.0, "binarize_threshold": None}
     if scale:
-        minimum, maximum = x.min(axis=0), x.max(axis=0)
-        preprocessing.update(offset=minimum.tolist(), divisor=(maximum - minimum).tolist())
-    if binarize:
-        preprocessing["binarize_threshold"] = float(threshold)
+        preprocessing = min_max_preprocessing(x, binarize, threshold)
+    else:
+        preprocessing = {"offset": 0.0, "divisor": 1.0, "binarize_threshold": float(threshold) if binarize else None}
     return apply_preprocessing(x, preprocessing), preprocessing
+
+
+def min_max_preprocessing(x, binarize=False, threshold=0.5):
+    """The preprocessing dict that min-max scales every feature of `x` into [0, 1].
+
+    Fit it on training rows only and apply it (`apply_preprocessing`) to
+    every split: other rows then may fall outside [0, 1], which is the point
+    (nothing about them leaks into training).
+
+    Args:
+        x: float array `(n, ...)`, the rows to fit on.
+        binarize: threshold into {0, 1} after scaling.
+        threshold: the binarization threshold.
+
+    Returns:
+        A dict with per-feature `offset` (minimum) and `divisor` (maximum -
+        minimum; a constant feature gets 0, which `apply_preprocessing` treats
+        as 1) and `binarize_threshold`.
+
+    Example:
+
+    >>> min_max_preprocessing(np.array([[0.0, 1.0], [2.0, 1.0]]))
+    {'offset': [0.0, 1.0], 'divisor': [2.0, 0.0], 'binarize_threshold': None}
+    """
+    x = np.asarray(x, np.float32)
+    minimum, maximum = x.min(axis=0), x.max(axis=0)
+    return {"offset": minimum.tolist(), "divisor": (maximum - minimum).tolist(),
+            "binarize_threshold": float(threshold) if binarize else None}
 
 
 def split_rows(num_rows, seed=0, train_fraction=0.8, name="data"):
@@ -234,27 +260,33 @@ def _read_numpy(path, reader, **options):
 
 
 def _read_csv(path):
+    # Line numbers as an editor shows them: the first line of the file (a header or not) is line 1.
     with open(path, newline="") as handle:
-        lines = [line.strip() for line in handle if line.strip()]
-    rows = [line.split(",") for line in lines]
-    if rows and not _is_numeric_row(rows[0]):
+        lines = [(number, line.strip()) for number, line in enumerate(handle, 1) if line.strip()]
+    rows = [(number, line.split(",")) for number, line in lines]
+    if rows and not _is_numeric_row(rows[0][1]):
         rows = rows[1:]  # a header of column names
     if not rows:
         raise ValueError(_checks.invalid("path", "a CSV file with at least one row of numbers", path))
-    width = len(rows[0])
+    width = len(rows[0][1])
     values = []
-    for number, row in enumerate(rows):
+    for number, row in rows:
         if len(row) != width:
             raise ValueError(
                 _checks.invalid("path", f"a rectangular CSV ({width} columns in every row)", path,
-                                f"Data row {number} has {len(row)} columns")
+                                f"Line {number} has {len(row)} columns")
             )
         try:
             values.append([float(cell) for cell in row])
         except ValueError:
             raise ValueError(
-                _checks.invalid("path", "a CSV of numbers", path, f"Data row {number} holds a non-numeric cell: {row}")
+                _checks.invalid("path", "a CSV of numbers", path, f"Line {number} holds a non-numeric cell: {row}")
             ) from None
+        if not np.isfinite(values[-1]).all():
+            raise ValueError(
+                _checks.invalid("path", "a CSV of finite values", path, f"Line {number} holds NaN or infinity: "
+                                f"{row}. Remove or impute rows with NaN or infinity before training")
+            )
     return np.asarray(values, np.float32)
 
 

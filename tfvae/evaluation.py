@@ -20,16 +20,13 @@ References:
         (the k = 5000 NLL estimate and the active-unit statistic).
 """
 
-import json
 import math
 import numbers
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from tfvae import _checks, losses
-from tfvae.saving import load_model
 from tfvae.vae import VAE
 
 #: A latent unit is active when its posterior mean varies across the data by more than this.
@@ -182,53 +179,3 @@ def format_evaluation(results):
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * value_width}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
     return "\n".join(lines)
-
-
-def evaluate_run(run_dir, num_samples=1000, seed=0):
-    """Evaluates the model of a `tfvae train` run folder on its test split.
-
-    Reads `RUN_DIR/model.keras` and `RUN_DIR/run.json` (data, likelihood and
-    seed of the run), reloads the same test split with
-    `tfvae.run.load_run_data`, runs `evaluate` and writes the results to
-    `RUN_DIR/evaluation.json`.
-
-    Args:
-        run_dir: a folder written by `tfvae train` (or `tfvae.run.train`).
-        num_samples: positive int k of the NLL estimate.
-        seed: int seed of the estimate's samples.
-
-    Returns:
-        The dict of `evaluate`, plus `run_dir`.
-
-    Raises:
-        ValueError: if the folder lacks `model.keras` or `run.json`, or
-            `run.json` does not say which data the run used.
-        OSError: if `evaluation.json` cannot be written.
-
-    Example:
-
-    >>> results = evaluate_run("runs/digits", num_samples=1000)
-    >>> results["nll"]
-    """
-    from tfvae import run  # imported here: it pulls in matplotlib, which `import tfvae` does not need
-
-    run_dir = os.fspath(run_dir)
-    model_path = os.path.join(run_dir, "model.keras")
-    options_path = os.path.join(run_dir, "run.json")
-    for path in (model_path, options_path):
-        if not os.path.isfile(path):
-            raise ValueError(_checks.invalid("run_dir", "a run folder written by `tfvae train` (with model.keras "
-                                             "and run.json)", run_dir, f"{path} does not exist"))
-    with open(options_path) as handle:
-        options = json.load(handle)
-    if not isinstance(options, dict) or "data" not in options:
-        raise ValueError(_checks.invalid("run_dir", "a run.json that records `data`", run_dir))
-    model = load_model(model_path)
-    likelihood = options.get("likelihood", model.likelihood_name)
-    _, (x_test, y_test), _ = run.load_run_data(options["data"], likelihood, options.get("seed", 0))
-    results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
-                       seed=seed)
-    results["run_dir"] = run_dir
-    with open(os.path.join(run_dir, "evaluation.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
-    return results

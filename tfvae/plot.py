@@ -11,10 +11,13 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from tfvae import _atomic
+
 
 def _save(figure, path):
     if path is not None:
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        with _atomic.replacing(path) as temporary:  # whole or not at all (its name ends like `path`)
+            figure.savefig(temporary, dpi=100, bbox_inches="tight")
     return figure
 
 

@@ -1,31 +1,37 @@
 """Resumable runs: backups inside the run folder and a history that continues.
 
 While `tfvae train` runs, `RUN_DIR/backup/` holds the weights, optimizer
-state and epoch of the last backup (`tfvae.callbacks.BackupAndRestore`,
-every `backup_every` batches; two generations, so a kill while writing one
-still leaves the other). A finished run deletes it. If the process is
-killed, the same command with `--resume` (`tfvae.run.train(..., resume=True)`)
-restores the backup and continues with the epoch it was in, appending to
-`history.csv`:
+state and epoch of the last two backups (`tfvae.callbacks.BackupAndRestore`:
+at the first epoch end past every `backup_every` batches, at the last epoch
+and when Ctrl-C stops the run; each written whole or not at all). The
+backup is deleted only once `model.keras`, the metrics and the plots are
+written. If the process is stopped, the same command with `--resume`
+(`tfvae.run.train(..., resume=True)`) restores the newest whole backup
+(saying so when it falls back to the previous one) and continues with the
+epoch after it, keeping the rows of `history.csv` before it:
 
     RUN_DIR/run.json      the options; a resume must use the same ones
-    RUN_DIR/backup/       latest.weights.h5, training_metadata.json {"epoch": ...}
-    RUN_DIR/history.csv   one row per finished epoch; rows of the interrupted
-                          epoch (or later) are dropped before resuming
+    RUN_DIR/backup/       training_metadata.json {"epoch": ..., "weights": ..., "sha256": ...},
+                          its .bkp (the previous generation), weights-NNNNNN.weights.h5
+    RUN_DIR/history.csv   one row per finished epoch; rows of the epoch resumed
+                          (or later) are dropped before resuming
+
+`--resume` on a folder whose run stopped before its first backup (or with
+no run at all) starts from the beginning and says so, as Keras'
+`BackupAndRestore` does, so that a retry loop around the command finishes.
 """
 
 import csv
 import json
 import os
+import shutil
 
-import keras
+from tfvae import _checks, run_folder
+from tfvae.callbacks import BackupAndRestore, HistoryCSV, StopOnInterrupt
 
-from tfvae import _checks
-from tfvae.callbacks import BackupAndRestore
-
-BACKUP = "backup"
-HISTORY = "history.csv"
-RUN_JSON = "run.json"
+BACKUP = run_folder.BACKUP
+HISTORY = run_folder.HISTORY
+RUN_JSON = run_folder.RUN_JSON
 #: Batches between two backups: often enough to lose little, rarely enough to cost little.
 BACKUP_EVERY = 50
 
@@ -35,48 +41,65 @@ def backup_dir(out):
     return os.path.join(out, BACKUP)
 
 
-def prepare(out, options, resume):
-    """Checks that a run may start (or resume) in `out`; drops the history of epochs to redo.
+def prepare(out, options, resume, overwrite=False):
+    """Checks that a run may start (or resume) in `out` and gets the folder ready.
+
+    Call it while holding `run_folder.lock(out)`.
 
     Args:
         out: the run folder.
         options: the JSON-serializable options of the run, as written to `run.json`.
-        resume: whether to continue the interrupted run in `out`.
+        resume: whether to continue the run in `out`.
+        overwrite: whether to delete the run in `out` (its exports included) and start anew.
 
     Returns:
-        The epoch training starts with (0, or the epoch of the backup).
+        `(epoch, note)`: the epoch training starts with (0, or the epoch of the
+        backup), and None or a sentence for the user (starting from the
+        beginning, falling back to the previous backup).
 
     Raises:
-        ValueError: if `out` holds an interrupted run and `resume` is False,
-            holds nothing to resume and `resume` is True, or was started with
-            other options than `options`.
+        ValueError: if `out` holds a run and neither `resume` nor `overwrite`
+            is given, `resume` is given for a finished run, or
+            the run was started with other options than `options`.
     """
+    if overwrite:
+        run_folder.clear(out)
+        return 0, None
     backup = backup_dir(out)
-    interrupted = os.path.exists(os.path.join(backup, "training_metadata.json"))
     if not resume:
-        if interrupted:
-            raise ValueError(
-                _checks.invalid(
-                    "resume", f"True: {out!r} holds an interrupted run (its backup is {backup!r})", resume,
-                    "Pass --resume (resume=True) to continue it, or delete the backup folder to start over",
-                )
-            )
-        return 0
-    if not interrupted:
-        raise ValueError(
-            _checks.invalid(
-                "resume", f"False: {out!r} holds no backup to resume from", resume,
-                "The run finished, or was stopped before its first backup: train without --resume",
-            )
-        )
+        if run_folder.holds_run(out):
+            overwrite_hint = "--overwrite (overwrite=True) to delete it (exports included) and train anew"
+            if not os.path.exists(backup) and os.path.exists(os.path.join(out, run_folder.MODEL)):
+                hint = f"It holds a finished run. Pass {overwrite_hint}"
+            else:
+                state = "an interrupted run" if os.path.exists(backup) else "an unfinished run"
+                hint = f"It holds {state}. Pass --resume (resume=True) to continue it, or {overwrite_hint}"
+            raise ValueError(_checks.invalid("out", "a folder without a run", out, hint))
+        return 0, None
     _check_same_options(out, options)
-    epoch = int(_read_json(os.path.join(backup, "training_metadata.json"))["epoch"])
-    _truncate_history(os.path.join(out, HISTORY), epoch)
-    return epoch
+    metadata, _, note = BackupAndRestore.latest_backup(backup)
+    if metadata is None:
+        if os.path.exists(os.path.join(out, run_folder.MODEL)) and not os.path.exists(backup):
+            raise ValueError(
+                _checks.invalid("resume", f"False: {out!r} holds a finished run (model.keras)", resume,
+                                "Pass --overwrite (overwrite=True) to train it anew")
+            )
+        reason = f"{note}, so" if note else "no backup yet (it stopped before its first one, or never started):"
+        note = f"{out}: {reason} training starts from the beginning"
+        for name in (HISTORY, BACKUP):
+            path = os.path.join(out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+        return 0, note
+    epoch = int(metadata["epoch"])
+    truncate_history(os.path.join(out, HISTORY), epoch)
+    return epoch, note
 
 
 def callbacks(out, resume, backup_every=BACKUP_EVERY):
-    """The callbacks that make a run resumable: the backup and the CSV history.
+    """The callbacks that make a run resumable, in the order they must run.
 
     Args:
         out: the run folder.
@@ -84,13 +107,22 @@ def callbacks(out, resume, backup_every=BACKUP_EVERY):
         backup_every: batches between two backups.
 
     Returns:
-        `[tfvae.callbacks.BackupAndRestore, keras.callbacks.CSVLogger]`.
+        `[HistoryCSV, StopOnInterrupt, BackupAndRestore]` (tfvae.callbacks):
+        an epoch's row is in `history.csv` before its backup is made, and
+        Ctrl-C's stop is known when the backup decides whether to write.
+        Call `StopOnInterrupt.restore()` when `fit` raises.
     """
     backup_every = _checks.positive_int("backup_every", backup_every)
     return [
-        BackupAndRestore(backup_dir(out), save_freq=backup_every, double_checkpoint=True),
-        keras.callbacks.CSVLogger(os.path.join(out, HISTORY), append=resume),
+        HistoryCSV(os.path.join(out, HISTORY), append=resume),
+        StopOnInterrupt(),
+        BackupAndRestore(backup_dir(out), save_freq=backup_every, double_checkpoint=True, delete_checkpoint=False),
     ]
+
+
+def finish(out):
+    """Deletes the backup of a run whose final files are all written."""
+    shutil.rmtree(backup_dir(out), ignore_errors=True)
 
 
 def read_history(out):
@@ -103,7 +135,7 @@ def read_history(out):
 
 def _check_same_options(out, options):
     path = os.path.join(out, RUN_JSON)
-    recorded = _read_json(path) if os.path.exists(path) else {}
+    recorded = run_folder.read_options(out) if os.path.exists(path) else {}
     for name, value in options.items():
         if name in recorded and json.loads(json.dumps(value)) != recorded[name]:
             raise ValueError(
@@ -114,18 +146,13 @@ def _check_same_options(out, options):
             )
 
 
-def _truncate_history(path, epoch):
-    """Drops the rows of epochs >= `epoch`: they are trained again."""
+def truncate_history(path, epoch):
+    """Drops the rows of epochs >= `epoch` from a history CSV (they are trained again), atomically."""
     if not os.path.exists(path):
         return
     with open(path, newline="") as handle:
         lines = handle.read().splitlines(keepends=True)
-    # A row cut short by the kill has no newline yet.
+    # A row cut short (a file written by an older tfvae, killed mid-row) has no newline.
     kept = lines[:1] + [line for line in lines[1:] if line.endswith("\n") and int(line.split(",", 1)[0]) < epoch]
-    with open(path, "w", newline="") as handle:
-        handle.writelines(kept)
-
-
-def _read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
+    if kept != lines:
+        run_folder.write_text(path, "".join(kept))

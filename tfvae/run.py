@@ -1,26 +1,24 @@
-"""The main job: train a VAE on a dataset and write a run folder.
+"""The apps' jobs: `train` a VAE into a run folder, `evaluate_run` a run folder.
 
-A run folder holds everything needed to evaluate, plot and export later:
-
-    model.keras        the trained model (with its preprocessing)
-    run.json           how it was made: data, options, seed
-    history.csv        per-epoch metrics (keras.callbacks.CSVLogger)
-    backup/            only while training: what `--resume` continues from (see tfvae.resumable)
-    metrics.json       test loss (the training objective) and test ELBO and its parts (100 draws of z per image)
-    loss.png, reconstructions.png, samples.png, latent.png
+A run folder (see `tfvae.run_folder` for its files) holds everything needed
+to evaluate, plot, resume and export later: `model.keras`, `run.json`,
+`history.csv`, `backup/` while training (see `tfvae.resumable`),
+`metrics.json` (test loss, the training objective, and test ELBO and its
+parts with 100 draws of z per image) and four plots. Every file appears
+whole or not at all; one process at a time holds the folder.
 """
 
-import json
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, datasets, distribute, plot, resumable
-from tfvae.callbacks import TerminateOnNonFinite
+from tfvae import _checks, datasets, distribute, plot, resumable, run_folder
 from tfvae.builders import mlp_vae
-from tfvae.evaluate import elbo_parts
+from tfvae.callbacks import StopOnInterrupt, TerminateOnNonFinite
+from tfvae.evaluation import elbo_parts, evaluate
+from tfvae.saving import load_model
 
 DEFAULTS = dict(
     data="digits",
@@ -38,30 +36,10 @@ DEFAULTS = dict(
 )
 
 
-def load_run_data(data, likelihood, seed=0):
-    """Loads a named dataset or a file the way `train` does.
-
-    Named image datasets are scaled to [0, 1] and binarized for the
-    Bernoulli likelihood; a file's features are min-max scaled to [0, 1]
-    and split 80/20 into train and test with `seed`.
-
-    Returns:
-        `(x_train, y_train), (x_test, y_test), preprocessing`; y is None for files.
-    """
-    if data in datasets.NAMES:
-        binarize = likelihood == "bernoulli"
-        train, test = datasets.load(data, binarize=binarize, seed=seed)
-        return train, test, {"dataset": data, **datasets.preprocessing_for(data, True, binarize)}
-    if not os.path.exists(os.fspath(data)):
-        raise ValueError(_checks.invalid("data", f"one of {list(datasets.NAMES)} or the path of a .npy/.npz/.csv file", data))
-    x, preprocessing = datasets.load_array(data, scale=True, binarize=likelihood == "bernoulli")
-    train_rows, test_rows = datasets.split_rows(len(x), seed, name="data")
-    return (x[train_rows], None), (x[test_rows], None), {"dataset": os.fspath(data), **preprocessing}
-
-
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
           batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), num_samples=1, conditional=False,
-          strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY):
+          strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY,
+          overwrite=False):
     """Trains `mlp_vae` on `data` and writes a run folder.
 
     Args:
@@ -81,13 +59,16 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             `tfvae.distribute`) or a `tf.distribute.Strategy`; the model is
             built and compiled in its scope, `batch_size` is the global batch.
         resume: continue the interrupted run in `out` from its backup
-            (same options required; see `tfvae.resumable`).
+            (same options required; see `tfvae.resumable`); with no backup
+            yet, start from the beginning.
+        overwrite: delete the run already in `out` (its exports included)
+            and train anew. Without `resume` or `overwrite`, a folder that
+            holds a run is refused.
         deterministic: enable TensorFlow's op determinism, so that two runs
             with the same seed give identical weights (slower on GPUs).
         backup_every: batches between two backups of the training state
-            (made at the end of the compiled call that reaches the count);
-            also the steps run per compiled call (`steps_per_execution`),
-            at most one epoch's.
+            (made at the first epoch end past the count, or mid-epoch when
+            Keras' loop calls back mid-epoch).
 
     Returns:
         A dict with `model`, `history`, `metrics` (test loss,
@@ -96,18 +77,32 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         (a non-finite loss; the model then holds the last good weights).
 
     Raises:
-        ValueError: for an invalid option, or `resume` that does not fit
-            the state of `out`.
+        ValueError: for an invalid option, a folder that holds a run without
+            `resume` or `overwrite`, or `resume` with other options.
+        tfvae.run_folder.RunFolderBusy: if another process holds `out`.
+        KeyboardInterrupt: after Ctrl-C (SIGINT), once the epoch in progress
+            is finished and backed up (the message says which; `resume=True`
+            continues), or at once after a second Ctrl-C.
+        OSError: when a file cannot be written (full disk, unwritable
+            folder), naming it; the files written before stay whole.
+
+    Example:
+
+    >>> result = train("digits", out="runs/digits", epochs=150)
+    >>> result["metrics"]["elbo"]
     """
     # First: a multi-worker strategy must exist before TensorFlow runs an op.
     strategy = distribute.get_strategy(strategy) if isinstance(strategy, str) else strategy
+    if resume and overwrite:
+        raise ValueError(_checks.invalid("overwrite", "False with resume=True (resume continues the run in `out`, "
+                                         "overwrite deletes it: choose one)", overwrite))
     if likelihood is None:
         likelihood = "bernoulli" if data in datasets.NAMES else "gaussian"
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
     learning_rate = _checks.positive_float("learning_rate", learning_rate)
     backup_every = _checks.positive_int("backup_every", backup_every)
-    (x_train, y_train), (x_test, y_test), preprocessing = load_run_data(data, likelihood, seed)
+    (x_train, y_train), (x_test, y_test), preprocessing = run_folder.load_data(data, likelihood, seed)
     if conditional and y_train is None:
         raise ValueError(_checks.invalid("conditional", "False for a file without labels", conditional))
     num_classes = int(max(y_train.max(), y_test.max())) + 1 if conditional else None
@@ -117,7 +112,6 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
                    beta=beta, num_samples=num_samples, conditional=bool(conditional), epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     out = distribute.worker_dir(out, strategy)
-    resumable.prepare(out, options, resume)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -130,26 +124,48 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         per_call = min(backup_every, -(-len(x_train) // batch_size))
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       steps_per_execution=distribute.steps_per_execution(strategy, per_call))
-    os.makedirs(out, exist_ok=True)
-    if not resume:
-        _write_json(os.path.join(out, "run.json"), options)
+    with run_folder.lock(out):
+        return _train_in(out, model, options, resume, overwrite, (x_train, labels_train), (x_test, labels_test),
+                         y_test, batch_size, verbose, backup_every, callbacks)
+
+
+def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_test, batch_size, verbose,
+              backup_every, callbacks):
+    """`train`'s work inside the held run folder."""
+    _, note = resumable.prepare(out, options, resume, overwrite)
+    if note and verbose:
+        print(f"tfvae train: {note}", flush=True)
+    if not os.path.exists(os.path.join(out, run_folder.RUN_JSON)):
+        run_folder.write_json(os.path.join(out, run_folder.RUN_JSON), options)
+    (x_train, labels_train), (x_test, labels_test) = train_data, test_data
     # First, so that the last good weights are back before a backup is written.
     stop = TerminateOnNonFinite(verbose=False)
-    history = model.fit(
-        x_train, labels_train, epochs=epochs, batch_size=batch_size, validation_data=(x_test, labels_test),
-        verbose=verbose, callbacks=[stop, *resumable.callbacks(out, resume, backup_every), *callbacks],
-    )
-    _save_model(model, os.path.join(out, "model.keras"))
+    resumables = resumable.callbacks(out, resume, backup_every)
+    interrupt = next(callback for callback in resumables if isinstance(callback, StopOnInterrupt))
+    try:
+        history = model.fit(
+            x_train, labels_train, epochs=options["epochs"], batch_size=batch_size,
+            validation_data=(x_test, labels_test), verbose=verbose, callbacks=[stop, *resumables, *callbacks],
+        )
+    finally:
+        interrupt.restore()
+    if interrupt.stopped_epoch is not None:
+        raise KeyboardInterrupt(
+            f"stopped {interrupt.delay:.1f} s after Ctrl-C, at the end of epoch {interrupt.stopped_epoch + 1}, "
+            f"backed up in {resumable.backup_dir(out)}"
+        )
+    run_folder.save_model(model, os.path.join(out, run_folder.MODEL))
     # `loss`: the training objective on the test split (Keras' evaluate, one draw of z per image).
     metrics = model.evaluate(x_test, labels_test, batch_size=batch_size, verbose=0, return_dict=True)
     metrics = {name: float(value) for name, value in metrics.items()}
     # The ELBO and its parts as `tfvae evaluate` reports them: 100 draws per image, so that the
     # printed number does not move by a sampling error of ~0.2 nats.
-    reconstruction, kl, _ = elbo_parts(model, x_test, labels_test, 100, batch_size, seed)
+    reconstruction, kl, _ = elbo_parts(model, x_test, labels_test, 100, batch_size, options["seed"])
     metrics.update(reconstruction=float(np.mean(reconstruction)), kl=float(np.mean(kl)),
                    elbo=-float(np.mean(reconstruction + kl)))
-    _write_json(os.path.join(out, "metrics.json"), metrics)
+    run_folder.write_json(os.path.join(out, run_folder.METRICS), metrics)
     write_plots(model, resumable.read_history(out), x_test, y_test, out)
+    resumable.finish(out)  # last: until here, --resume can redo what is missing
     return {"model": model, "history": history, "metrics": metrics, "out": out, "stopped": stop.message}
 
 
@@ -157,19 +173,47 @@ def write_plots(model, history, x_test, y_test, out):
     """Writes the run folder's four PNG plots (a conditional model gets `y_test` as labels)."""
     labels = y_test if model.num_classes else None
     sample_labels = np.arange(36) % model.num_classes if model.num_classes else None  # cycles through the classes
-    plot.loss_curves(history, os.path.join(out, "loss.png"))
-    plot.reconstructions(model, x_test, labels=labels, n=10, path=os.path.join(out, "reconstructions.png"))
-    plot.prior_samples(model, n=36, labels=sample_labels, path=os.path.join(out, "samples.png"))
-    plot.latent_map(model, x_test, labels=labels, color_by=y_test, path=os.path.join(out, "latent.png"))
+    loss_png, reconstructions_png, samples_png, latent_png = (os.path.join(out, name) for name in run_folder.PLOTS)
+    plot.loss_curves(history, loss_png)
+    plot.reconstructions(model, x_test, labels=labels, n=10, path=reconstructions_png)
+    plot.prior_samples(model, n=36, labels=sample_labels, path=samples_png)
+    plot.latent_map(model, x_test, labels=labels, color_by=y_test, path=latent_png)
 
 
-def _save_model(model, path):
-    """`model.save(path)` through a temporary sibling: a kill never leaves half a file."""
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
+def evaluate_run(run_dir, num_samples=1000, seed=0):
+    """Evaluates the model of a `tfvae train` run folder on its test split.
 
+    Reads `RUN_DIR/model.keras`, rebuilds the run's test split with
+    `tfvae.run_folder.load_split`, runs `tfvae.evaluate` and writes the
+    results to `RUN_DIR/evaluation.json` (whole or not at all).
 
-def _write_json(path, value):
-    with open(path, "w") as handle:
-        json.dump(value, handle, indent=2)
+    Args:
+        run_dir: a folder written by `tfvae train` (or `tfvae.run.train`).
+        num_samples: positive int k of the NLL estimate.
+        seed: int seed of the estimate's samples.
+
+    Returns:
+        The dict of `tfvae.evaluate`, plus `run_dir`.
+
+    Raises:
+        ValueError: if the folder lacks `model.keras` or a readable `run.json`.
+        OSError: if `evaluation.json` cannot be written (naming it); a
+            previous one is then untouched.
+
+    Example:
+
+    >>> results = evaluate_run("runs/digits", num_samples=1000)
+    >>> results["nll"]
+    """
+    run_dir = os.fspath(run_dir)
+    model_path = os.path.join(run_dir, run_folder.MODEL)
+    if not os.path.isfile(model_path):
+        raise ValueError(_checks.invalid("run_dir", "a run folder written by `tfvae train` (with model.keras)",
+                                         run_dir, f"{model_path} does not exist"))
+    _, (x_test, y_test), _ = run_folder.load_split(run_dir)
+    model = load_model(model_path)
+    results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
+                       seed=seed)
+    results["run_dir"] = run_dir
+    run_folder.write_json(os.path.join(run_dir, run_folder.EVALUATION), results)
+    return results

@@ -1,0 +1,113 @@
+"""What the command-line tools (`tfvae`, `tfvae-export`) share: usage errors, quiet start-up, one-line errors.
+
+A library import changes nothing global; a command may. Both CLIs:
+
+- parse with `Parser`, whose errors are `UsageError` (exit status 2) instead
+  of argparse's usage block and `SystemExit`;
+- import TensorFlow inside `quiet_tensorflow()`, which hides its native
+  start-up chatter (fd 2 and `TF_CPP_MIN_LOG_LEVEL`) in the CLI process only;
+- turn every exception into one line on stderr and an exit status with
+  `exit_status`: 2 for bad input, 1 for a failure (a full disk, an unwritable
+  folder, a busy run folder, any other error), 130 for Ctrl-C.
+
+    def main(argv=None):
+        try:
+            args = Parser(prog="tfvae").parse_args(argv)
+            ...
+        except BaseException as error:
+            return exit_status("tfvae train", error)
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+#: Exit statuses of the CLIs.
+OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A bad command line, reported as one line like every other error (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose errors raise `UsageError` naming `PROG --help`."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """Imports TensorFlow with its native start-up notices hidden; for CLIs only.
+
+    TensorFlow's C++ runtime writes CUDA probes and CPU-feature notices
+    straight to file descriptor 2 when it loads, which no environment
+    variable of TF 2.21 silences; they would bury a CLI's one-line error.
+    Inside this block fd 2 points to /dev/null while TensorFlow is imported
+    (and its runtime started); `TF_CPP_MIN_LOG_LEVEL` defaults to 2 (errors
+    only) for the rest of the process unless the user set it. Python-level
+    exceptions propagate unchanged.
+
+    Example:
+
+    >>> with quiet_tensorflow():
+    ...     pass  # TensorFlow is loaded now, quietly
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        # The first op initializes the runtime, which logs too. Not in a multi-worker job
+        # (TF_CONFIG set): MultiWorkerMirroredStrategy has to configure collective ops first.
+        if not os.environ.get("TF_CONFIG"):
+            tf.constant(0.0) + 1.0
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def one_line(error):
+    """The message of `error` on one line; an `OSError` names its file and cause.
+
+    Example:
+
+    >>> one_line(OSError(28, "No space left on device", "runs/x/model.keras"))
+    "'runs/x/model.keras': No space left on device (errno 28)"
+    """
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{os.fspath(error.filename)!r}: {' '.join(error.strerror.split())} (errno {error.errno})"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def exit_status(command, error, bad_input=(UsageError, ValueError, TypeError), stream=None):
+    """Reports `error` as one line `COMMAND: error: ...` on stderr and returns the exit status.
+
+    Args:
+        command: the name the line starts with, e.g. `"tfvae train"`.
+        error: the exception that ended the command.
+        bad_input: the exception types that mean bad input (exit status 2).
+        stream: where to write (default `sys.stderr`).
+
+    Returns:
+        2 for `bad_input`, 130 for `KeyboardInterrupt` (its own message is
+        printed if it has one), the code of a `SystemExit` (`--help`), else
+        1 (`OSError` such as a full disk, and anything else).
+    """
+    stream = stream or sys.stderr
+    if isinstance(error, SystemExit):
+        return error.code or 0
+    if isinstance(error, KeyboardInterrupt):
+        print(f"{command}: interrupted{': ' + one_line(error) if str(error) else ''}", file=stream, flush=True)
+        return INTERRUPTED
+    known = isinstance(error, (*bad_input, OSError, RuntimeError))
+    message = one_line(error) if known else f"{type(error).__name__}: {one_line(error)}"
+    print(f"{command}: error: {message}", file=stream, flush=True)
+    return BAD_INPUT if isinstance(error, bad_input) else FAILED

@@ -1,0 +1,243 @@
+"""The run folder: what `tfvae train` writes, how it is read back, who may write it.
+
+A run folder holds everything needed to evaluate, plot, resume and export a run:
+
+    run.json           how it was made: data, options, seed (`read_options`)
+    history.csv        per-epoch metrics, one row per finished epoch
+    backup/            only while training: what `--resume` continues from (see tfvae.resumable)
+    model.keras        the trained model (with its preprocessing)
+    metrics.json       test loss and test ELBO and its parts
+    loss.png, reconstructions.png, samples.png, latent.png
+    evaluation.json    written by `tfvae evaluate`
+    export/            written by `tfvae-export all`
+    .lock              the PID of the process that holds the folder (see `lock`)
+
+Every file is written whole or not at all: to a temporary sibling, flushed
+to disk and renamed (`write_json`, `write_text`, `save_model`,
+`save_weights`; the plots in `tfvae.plot`; all through `tfvae._atomic`). `load_split` rebuilds the data
+exactly as training used it, with the preprocessing fitted on the training
+rows only. This module imports neither TensorFlow nor Keras; the functions
+that need them take the model or figure as an argument.
+"""
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+
+from tfvae import _atomic, _checks
+
+RUN_JSON = "run.json"
+HISTORY = "history.csv"
+BACKUP = "backup"
+MODEL = "model.keras"
+METRICS = "metrics.json"
+EVALUATION = "evaluation.json"
+EXPORT = "export"
+LOCK = ".lock"
+PLOTS = ("loss.png", "reconstructions.png", "samples.png", "latent.png")
+#: Everything a run (and the tools that read it) write into its folder; `clear` removes these.
+RUN_FILES = (RUN_JSON, HISTORY, BACKUP, MODEL, METRICS, EVALUATION, EXPORT, *PLOTS)
+#: The train/test split of a data file.
+TRAIN_FRACTION = 0.8
+
+
+class RunFolderBusy(RuntimeError):
+    """Another live process holds the run folder (see `lock`)."""
+
+
+def read_options(run_dir):
+    """The options a run was made with, from `RUN_DIR/run.json`.
+
+    Args:
+        run_dir: a folder written by `tfvae train`.
+
+    Returns:
+        The dict of `run.json` (it has at least `data`).
+
+    Raises:
+        ValueError: if `run.json` is missing, not JSON, or does not record
+            `data`; the message names the file.
+
+    Example:
+
+    >>> read_options("runs/digits")["seed"]
+    0
+    """
+    path = os.path.join(os.fspath(run_dir), RUN_JSON)
+    expected = "a run folder written by `tfvae train` (with a readable run.json)"
+    try:
+        with open(path) as handle:
+            options = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(_checks.invalid("run_dir", expected, os.fspath(run_dir), f"{path} does not exist")) from None
+    except (OSError, ValueError) as error:
+        raise ValueError(_checks.invalid("run_dir", expected, os.fspath(run_dir),
+                                         f"{path} cannot be read: {' '.join(str(error).split())}")) from None
+    if not isinstance(options, dict) or "data" not in options:
+        raise ValueError(_checks.invalid("run_dir", expected, os.fspath(run_dir), f"{path} does not record `data`"))
+    return options
+
+
+def holds_run(run_dir):
+    """Whether `run_dir` holds (part of) a run: its `run.json`, backup, history or model."""
+    return any(os.path.lexists(os.path.join(run_dir, name)) for name in (RUN_JSON, BACKUP, HISTORY, MODEL))
+
+
+def clear(run_dir):
+    """Removes what a run wrote into `run_dir` (`RUN_FILES`, exports included); other files stay.
+
+    Raises:
+        OSError: if something cannot be removed.
+    """
+    for name in RUN_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+
+
+# ------------------------------------------------------------------ writing
+
+
+def write_json(path, value):
+    """Writes `value` as indented JSON to `path`, whole or not at all."""
+    write_text(path, json.dumps(value, indent=2))
+
+
+def write_text(path, text):
+    """Writes UTF-8 `text` to `path`, whole or not at all."""
+    with _atomic.replacing(path) as temporary:
+        _atomic.write_text(temporary, text)
+
+
+def save_model(model, path):
+    """`model.save(path)`, whole or not at all (a kill or a full disk leaves the previous file)."""
+    with _atomic.replacing(path) as temporary:
+        model.save(temporary)
+
+
+def save_weights(model, path):
+    """`model.save_weights(path)` (a `.weights.h5` path), whole or not at all."""
+    with _atomic.replacing(path) as temporary:
+        model.save_weights(temporary)
+
+
+
+# ------------------------------------------------------------------ the data
+
+
+def load_data(data, likelihood, seed=0):
+    """Loads a named dataset or a file as `tfvae train` does.
+
+    Named image datasets are scaled to [0, 1] (and binarized for the
+    Bernoulli likelihood) with their own split. A file's rows are split
+    80/20 with `seed` (`tfvae.datasets.split_rows`), then every feature is
+    min-max scaled with the minimum and maximum of the TRAINING rows only, so
+    that nothing about the test rows leaks into the model (test values may
+    fall outside [0, 1]).
+
+    Args:
+        data: a name from `tfvae.datasets.NAMES` or a `.npy/.npz/.csv` path.
+        likelihood: `"bernoulli"` (binarize) or `"gaussian"`.
+        seed: seed of the split.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test), preprocessing`; y is None for
+        files; `preprocessing` (with `dataset`) is what the model applies to
+        raw data.
+
+    Raises:
+        ValueError: for data that is neither a dataset name nor an existing
+            file, or a file that cannot be used.
+    """
+    from tfvae import datasets
+
+    binarize = likelihood == "bernoulli"
+    if data in datasets.NAMES:
+        train, test = datasets.load(data, binarize=binarize, seed=seed)
+        return train, test, {"dataset": data, **datasets.preprocessing_for(data, True, binarize)}
+    if not os.path.exists(os.fspath(data)):
+        raise ValueError(_checks.invalid("data", f"one of {list(datasets.NAMES)} or the path of a .npy/.npz/.csv file",
+                                         data))
+    x, _ = datasets.load_array(data)
+    train_rows, test_rows = datasets.split_rows(len(x), seed, TRAIN_FRACTION, name="data")
+    preprocessing = datasets.min_max_preprocessing(x[train_rows], binarize=binarize)
+    x_train, x_test = (datasets.apply_preprocessing(x[rows], preprocessing) for rows in (train_rows, test_rows))
+    return (x_train, None), (x_test, None), {"dataset": os.fspath(data), **preprocessing}
+
+
+def load_split(run_dir):
+    """The data of a run exactly as its training used it.
+
+    Args:
+        run_dir: a folder written by `tfvae train`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test), preprocessing` (see `load_data`),
+        with the run's data, likelihood and seed from `run.json`.
+
+    Raises:
+        ValueError: for a missing or corrupt `run.json`, or data that is not
+            available here.
+
+    Example:
+
+    >>> (x_train, _), (x_test, y_test), preprocessing = load_split("runs/digits")
+    """
+    options = read_options(run_dir)
+    likelihood = options.get("likelihood") or ("bernoulli" if _is_named(options["data"]) else "gaussian")
+    return load_data(options["data"], likelihood, options.get("seed", 0))
+
+
+def _is_named(data):
+    from tfvae import datasets
+
+    return data in datasets.NAMES
+
+
+# ------------------------------------------------------------------ the lock
+
+
+@contextlib.contextmanager
+def lock(run_dir):
+    """Holds `run_dir` for this process: a second process is refused at once.
+
+    The lock is an advisory `flock` on `RUN_DIR/.lock`, which records the PID
+    of its holder. The kernel drops it when the process ends, however it ends
+    (a kill included), so a stale `.lock` file never blocks a later run.
+
+    Args:
+        run_dir: the run folder (created if missing).
+
+    Raises:
+        RunFolderBusy: naming the PID of the live process holding the folder.
+        OSError: if the folder or the lock file cannot be created.
+
+    Example:
+
+    >>> with lock("runs/digits"):
+    ...     pass  # train, write files
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, LOCK)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            holder = os.pread(descriptor, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RunFolderBusy(
+                f"{os.fspath(run_dir)!r} is in use by process {holder} (it holds {path}); wait for it to finish "
+                f"or stop it (kill {holder}) first, then run again (with --resume to continue its run)"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the flock
