@@ -51,7 +51,8 @@ def test_load_array_reads_npy_npz_and_csv(tmp_path):
         np.testing.assert_array_equal(loaded, x)
         assert info["binarize_threshold"] is None
     scaled, info = datasets.load_array(tmp_path / "a.npy", scale=True)
-    np.testing.assert_allclose(scaled.min(0), 0) and np.testing.assert_allclose(scaled.max(0), 1)
+    np.testing.assert_allclose(scaled.min(0), 0)
+    np.testing.assert_allclose(scaled.max(0), 1)
     np.testing.assert_allclose(datasets.apply_preprocessing(x, info), scaled)
 
 
