@@ -1,0 +1,168 @@
+"""The layering of docs/design.md, checked on the source.
+
+- no import cycle among the modules of `tfvae/` and `export/` (every import
+  statement, including those inside functions, read with `ast`);
+- the core of `tfvae` never imports its apps (run folders, CLIs, resume),
+  and `tfvae` never imports `export`;
+- after importing every submodule, each module is a plain module: not
+  callable, not of a swapped class, and not shadowed by a function of its
+  name in its package;
+- `tfvae._checks` loads without TensorFlow (artifact metadata and the LiteRT
+  runner check input in processes that have none).
+"""
+
+import ast
+import importlib
+import pathlib
+import subprocess
+import sys
+import types
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("tfvae", "export")
+
+#: The applications built on the tfvae core: what `tfvae train` and the CLIs add.
+APPS = frozenset({"tfvae.run", "tfvae.run_folder", "tfvae.resumable", "tfvae.cli", "tfvae._cli", "tfvae.__main__"})
+
+
+def _module_files():
+    """{module name: path} for every module of the packages (a package is its `__init__.py`)."""
+    files = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join(parts)] = path
+    return files
+
+
+MODULES = _module_files()
+
+
+def _ours(name):
+    """The module of ours that importing `name` loads, or None for a third-party name."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module, path):
+    """[(line, imported module of ours)] for every import statement of `module`, at any depth."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, _ours(alias.name)) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . import x, from ..y import z
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            for alias in node.names:
+                # `from tfvae import _checks` imports the submodule; `from tfvae import VAE` the package.
+                submodule = f"{base}.{alias.name}"
+                found.append((node.lineno, submodule if submodule in MODULES else _ours(base)))
+    return [(line, imported) for line, imported in found if imported and imported != module]
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def _where(module, imported):
+    lines = [line for line, name in GRAPH[module] if name == imported]
+    return f"{MODULES[module].relative_to(ROOT)}:{lines[0]}"
+
+
+def test_the_packages_are_found():
+    assert {"tfvae", "tfvae.vae", "tfvae._checks", "export"} <= set(MODULES)
+    assert any(imported == "tfvae._checks" for _, imported in GRAPH["tfvae.vae"])
+
+
+def _cycle(graph):
+    """One import cycle as a list of modules [a, b, ..., a], or None (depth-first search)."""
+    state = {}  # module -> "open" while on the current path, "done" after
+    path = []
+
+    def visit(module):
+        state[module] = "open"
+        path.append(module)
+        for _, imported in graph[module]:
+            if state.get(imported) == "open":
+                return path[path.index(imported):] + [imported]
+            if imported not in state:
+                cycle = visit(imported)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": [(1, "b")], "b": [(1, "c")], "c": [(1, "a")], "d": [(1, "a")]}
+    assert _cycle(graph) == ["a", "b", "c", "a"]
+    assert _cycle({"a": [(1, "b")], "b": [], "c": [(1, "a"), (2, "b")]}) is None
+
+
+def test_no_import_cycle():
+    cycle = _cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(
+        f"{module} ({_where(module, imported)})" for module, imported in zip(cycle, cycle[1:])
+    ) + f" -> {cycle[-1]}"
+
+
+def test_the_core_never_imports_the_apps():
+    core = sorted(module for module in MODULES if module.startswith("tfvae") and module not in APPS)
+    wrong = [
+        f"{module} imports the app {imported} ({_where(module, imported)})"
+        for module in core for _, imported in GRAPH[module] if imported in APPS
+    ]
+    assert not wrong, wrong
+    assert APPS <= set(MODULES), f"apps not found (renamed? update APPS): {sorted(APPS - set(MODULES))}"
+
+
+def test_tfvae_never_imports_export():
+    wrong = [
+        f"{module} imports {imported} ({_where(module, imported)})"
+        for module in MODULES if module.startswith("tfvae")
+        for _, imported in GRAPH[module] if imported.split(".")[0] == "export"
+    ]
+    assert not wrong, wrong
+
+
+def test_every_module_is_a_plain_module_and_its_name_means_one_thing():
+    # `__main__` modules run their command when imported.
+    for name in sorted(MODULES):
+        if not name.endswith("__main__"):
+            importlib.import_module(name)
+    for name, module in sorted(sys.modules.items()):
+        if name.split(".")[0] not in PACKAGES:
+            continue
+        assert type(module) is types.ModuleType, f"{name} is of class {type(module).__qualname__}"
+        assert not callable(module), f"{name} is callable"
+        package, _, attribute = name.rpartition(".")
+        if package:
+            value = getattr(sys.modules[package], attribute)
+            assert value is module, f"{package}.{attribute} is {value!r}, not the module {name}"
+
+
+def test_checks_load_without_tensorflow():
+    code = (
+        "import sys; import tfvae._checks as c; "
+        "c.class_ids('labels', [0, 1], 2); c.float_array('x', [[1.0]], (1,)); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'tensorflow_probability') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
