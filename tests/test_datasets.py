@@ -59,11 +59,11 @@ def test_load_array_reads_npy_npz_and_csv(tmp_path):
 @pytest.mark.parametrize(
     "content, pattern",
     [
-        ("1,2\n3\n", "rectangular.*row 1"),
+        ("1,2\n3\n", "rectangular.*Line 2"),
         ("1,2\n3,abc\n", "non-numeric"),
         ("a,b\n", "at least one row"),
-        ("1,2\nnan,4\n5,6\n", "row 1"),
-        ("1,2\n3,inf\n", "row 1"),
+        ("1,2\nnan,4\n5,6\n", "Line 2"),
+        ("1,2\n3,inf\n", "Line 2"),
     ],
 )
 def test_load_array_rejects_bad_csv(tmp_path, content, pattern):
