@@ -21,7 +21,6 @@ References:
 """
 
 import math
-import numbers
 
 import numpy as np
 import tensorflow as tf
@@ -71,21 +70,15 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
     >>> results = tfvae.evaluate(model, x_test, num_samples=100)
     >>> print(tfvae.format_evaluation(results))
     """
-    if not isinstance(model, VAE):
-        raise TypeError(_checks.invalid("model", "a tfvae.VAE", type(model).__name__))
+    _checks.instance("model", model, VAE, "a tfvae.VAE")
     x = _checks.float_array("x", x, model.event_shape)
     num_samples = _checks.positive_int("num_samples", num_samples)
     elbo_samples = _checks.positive_int("elbo_samples", elbo_samples)
     active_threshold = _checks.non_negative_float("active_threshold", active_threshold)
     batch_size = _checks.positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(_checks.invalid("seed", "an int", seed))
-    seed = int(seed)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if len(labels) != len(x):
-            raise ValueError(_checks.invalid("labels", f"one label per example of x ({len(x)})",
-                                             f"<{len(labels)} labels>"))
+    seed = _checks.seed("seed", seed, allow_none=False)
+    if labels is not None and model.num_classes:
+        labels = _checks.class_labels("labels", labels, model.num_classes, rows=len(x))
 
     reconstruction, kl, z_mean = elbo_parts(model, x, labels, elbo_samples, batch_size, seed)
     log_px = model.log_likelihood(x, num_samples=num_samples, labels=labels, batch_size=batch_size,
