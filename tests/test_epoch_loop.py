@@ -40,7 +40,7 @@ def test_xla_epoch_trains_like_the_graph_epoch(digits):
     results = {}
     for jit_compile in (False, True):
         model, history = _trained(x_train, jit_compile, epochs=8, batch_size=64)
-        assert model._uses_xla(len(x_train) // 64) == jit_compile
+        assert model.fit_path == ("epoch loop + XLA" if jit_compile else "epoch loop")
         elbo = np.mean([model.elbo(x_test, seed=seed).numpy().mean() for seed in range(5)])
         results[jit_compile] = (history["loss"], elbo)
     (graph_losses, graph_elbo), (xla_losses, xla_elbo) = results[False], results[True]
@@ -68,13 +68,62 @@ def test_shuffling_changes_every_epoch_and_is_seeded():
     np.testing.assert_array_equal(again._epoch_order(10, True).numpy(), orders[0])
 
 
-def test_auto_uses_xla_only_for_epochs_long_enough_to_repay_compiling():
-    model = tfvae.mlp_vae(4, (4,), 2)
+def _conv_vae():
+    encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, 2, "same", activation="relu"),
+                                keras.layers.Flatten(), keras.layers.Dense(8, activation="relu")])
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4 * 4 * 4, activation="relu"),
+                                keras.layers.Reshape((4, 4, 4)), keras.layers.Conv2DTranspose(1, 3, 2, "same")])
+    return tfvae.VAE(encoder, decoder, 2, likelihood="bernoulli")
+
+
+def test_auto_keeps_convolutional_models_off_xla(digits):
+    # The stated rule: XLA only without convolution/pooling ops, with enough
+    # full batches and op determinism off. Checked through fit.
+    (x_train, _), _ = digits
+    images = x_train.reshape(-1, 8, 8, 1)
+    batch_size = len(images) // epoch_loop.AUTO_XLA_MIN_BATCHES  # exactly enough full batches for XLA
+    conv = _conv_vae()
+    conv.compile(optimizer="adam")
+    history = conv.fit(images, epochs=2, batch_size=batch_size, verbose=0)
+    assert conv.fit_path == "epoch loop"
+    assert np.all(np.isfinite(history.history["loss"]))
+    mlp = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    mlp.compile(optimizer="adam")
+    mlp.fit(x_train, epochs=1, batch_size=batch_size, verbose=0)
+    assert mlp.fit_path == "epoch loop + XLA"
+    mlp.compile(optimizer="adam")
+    mlp.fit(x_train[: batch_size * (epoch_loop.AUTO_XLA_MIN_BATCHES - 1)], epochs=1, batch_size=batch_size, verbose=0)
+    assert mlp.fit_path == "epoch loop"  # too few batches to repay compiling
+    mlp.compile(optimizer="adam", jit_compile=False)
+    mlp.fit(x_train, epochs=1, batch_size=batch_size, verbose=0)
+    assert mlp.fit_path == "epoch loop"
+    conv.compile(optimizer="adam", jit_compile=True)  # the user's choice overrides the rule
+    conv.fit(images[:64], epochs=1, batch_size=32, verbose=0)
+    assert conv.fit_path == "epoch loop + XLA"
+
+
+def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):
+    # TensorFlow has no public way to turn determinism off again: stand in
+    # for enable_op_determinism() where the loop reads it.
+    (x_train, _), _ = digits
+    monkeypatch.setattr(epoch_loop, "is_op_determinism_enabled", lambda: True)
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     model.compile(optimizer="adam")
-    assert model._uses_xla(epoch_loop.AUTO_XLA_MIN_BATCHES)
-    assert not model._uses_xla(epoch_loop.AUTO_XLA_MIN_BATCHES - 1)
-    model.compile(optimizer="adam", jit_compile=False)
-    assert not model._uses_xla(1000)
+    model.fit(x_train[: 16 * epoch_loop.AUTO_XLA_MIN_BATCHES], epochs=1, batch_size=16, verbose=0)
+    assert model.fit_path == "epoch loop"
+
+
+def test_an_untested_keras_falls_back_to_keras_loop_with_a_warning(digits, monkeypatch):
+    (x_train, _), (x_test, _) = digits
+    monkeypatch.setattr(keras, "version", lambda: "3.99.0")
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer="adam")
+    with pytest.warns(RuntimeWarning, match="Keras 3.99.0 is not a version it was tested with"):
+        history = model.fit(x_train[:100], epochs=2, batch_size=32, validation_data=(x_test[:40], None), verbose=0)
+    assert model.fit_path == "keras"
+    assert int(model.optimizer.iterations) == 2 * 4  # Keras' loop took every step
+    assert len(history.history["val_loss"]) == 2
+    assert model._epoch_functions == {}
 
 
 def test_other_inputs_take_keras_own_path(digits):
@@ -88,6 +137,7 @@ def test_other_inputs_take_keras_own_path(digits):
     assert model._epoch_loop_arrays({"x": tf.data.Dataset.from_tensor_slices(x_train)}) is None
     history = model.fit(x_train[:64], epochs=2, batch_size=16, validation_split=0.25, verbose=0)
     assert len(history.history["val_loss"]) == 2
+    assert model.fit_path == "keras"
 
 
 def test_callbacks_validation_and_stop_training_work_on_the_fast_path(digits):
@@ -106,3 +156,33 @@ def test_callbacks_validation_and_stop_training_work_on_the_fast_path(digits):
     assert len(history.history["loss"]) == 2
     assert seen[0] == ["kl", "kl_weight", "loss", "reconstruction", "val_kl", "val_loss", "val_reconstruction"]
     assert history.history["kl_weight"] == pytest.approx([0.3, 0.6])
+
+
+def test_validation_on_the_fast_path_equals_keras_evaluate(digits):
+    # fit's per-epoch validation runs as one compiled call; it must report
+    # what Keras' evaluate reports on the same weights and seeds, and still
+    # call the test callbacks once per validation.
+    (x_train, _), (x_test, _) = digits
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer="adam", jit_compile=False)
+    calls = []
+
+    class Seen(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            calls.append("begin")
+
+        def on_test_end(self, logs=None):
+            calls.append(sorted(logs))
+
+    history = model.fit(x_train[:96], epochs=2, batch_size=32, validation_data=(x_test[:50], None), verbose=0,
+                        callbacks=[Seen()])
+    assert calls == ["begin", ["kl", "loss", "reconstruction"]] * 2
+    seed_state = model.seed_generator.state.numpy()
+    model.seed_generator.state.assign(seed_state)
+    fast = model._fast_validation({"validation_data": (x_test[:50], None), "validation_batch_size": 32}, False)
+    fast_logs = fast(keras.callbacks.CallbackList([], model=model))
+    model.seed_generator.state.assign(seed_state)
+    keras_logs = model.evaluate(x_test[:50], batch_size=32, verbose=0, return_dict=True)
+    for name in ("loss", "reconstruction", "kl"):
+        assert fast_logs[name] == pytest.approx(keras_logs[name], rel=1e-5)
+    assert len(history.history["val_loss"]) == 2

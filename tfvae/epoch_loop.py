@@ -4,32 +4,49 @@ On a CPU a small VAE's training step costs far more in per-step overhead
 (a `tf.function` call, the `tf.data` iterator, Python callbacks) than in
 arithmetic: a 64-128-128-8 MLP at batch 64 spends a few percent of each
 Keras step multiplying matrices. `EpochLoop.fit` therefore runs, for data
-held in memory, one `tf.function` per epoch, compiled with XLA:
+held in memory, one `tf.function` per epoch:
 
     order = argsort(stateless_uniform([n], seed))   # a fresh shuffle
     for i in tf.range(n // batch_size):              # an in-graph loop
         train_step(gather(data, order[i]))            # Adam applied inside
     train_step(gather(data, order[rest]))             # the partial last batch
 
-XLA compiles the step (seconds on a small CPU) and then runs each step
-several times faster, so `jit_compile="auto"`, Keras' default, uses it
-when an epoch has at least `AUTO_XLA_MIN_BATCHES` full batches, where the
-compile time is quickly repaid, and op determinism is off (as Keras' own
-"auto" does); `compile(jit_compile=True)` always uses it and
-`jit_compile=False` never does.
+and validation on in-memory `validation_data` the same way (one compiled
+call per epoch over `test_step`, no shuffle), instead of Keras' `evaluate`
+with its data adapter and iterator each epoch.
+
+Whether the epoch is compiled with XLA (`jit_compile="auto"`, Keras'
+default) is decided once per fit, from what the step computes:
+
+* XLA when the epoch has at least `AUTO_XLA_MIN_BATCHES` full batches (the
+  seconds XLA spends compiling are then quickly repaid), op determinism is
+  off (as Keras' own "auto"), and the traced training step contains no
+  convolution or pooling op (`SLOW_UNDER_XLA`: any op type whose name
+  holds one of those words, whatever layer or custom code emitted it);
+* otherwise the same epoch function without XLA.
+
+Measured on this 2-core CPU (bench/run.py): XLA runs small dense layers'
+steps several times faster (the digits MLP), but XLA's CPU convolutions and
+their gradients are far slower than TensorFlow's kernels (the Keras
+example's ConvNet: 27x slower with XLA). `compile(jit_compile=True)` always
+uses XLA and `jit_compile=False` never does. After `fit`, `model.fit_path`
+says which loop ran: `"epoch loop + XLA"`, `"epoch loop"` or `"keras"`.
+
 Keras' own `fit` loop still drives everything else (callbacks, progress bar,
-validation, History, `stop_training`): it is handed a dummy dataset that is
-never read, `steps_per_epoch = ceil(n / batch_size)` and, for the duration of
-the call, `steps_per_execution = steps_per_epoch` and a `train_function` that
-runs the epoch. So the progress bar counts whole epochs and batch-level
-callbacks see the last step of each epoch, as with Keras'
-`compile(steps_per_execution=...)`.
+History, `stop_training`): it is handed a dummy dataset that is never read
+and `steps_per_epoch = ceil(n / batch_size)`; for the duration of the call
+`steps_per_execution = steps_per_epoch`, and this class's
+`make_train_function` and `evaluate` (overrides of Keras' methods) hand it
+the epoch function and the fast validation. So the progress bar counts whole
+epochs and batch-level callbacks see the last step of each epoch, as with
+Keras' `compile(steps_per_execution=...)`.
 
 The fast path is taken when `x` (and `y`, `sample_weight`) are arrays, and
 none of `class_weight`, `validation_split`, `steps_per_epoch`,
 `run_eagerly`, a `steps_per_execution` other than 1, or a `tf.distribute`
-strategy is in use; `compile(jit_compile=False)` keeps it without XLA.
-Anything else goes to `keras.Model.fit` unchanged. The step is the model's
+strategy is in use, and Keras is a version this loop was tested with
+(`TESTED_KERAS`): with another version it warns once and falls back to
+`keras.Model.fit`, as it does for every other input. The step is the model's
 own `train_step`: without XLA the results equal Keras' per-step loop up to
 float rounding; XLA draws other (equally standard-normal) noise from the
 same seeds, see tests/test_epoch_loop.py. `bench/run.py` measures the speed.
@@ -37,29 +54,76 @@ same seeds, see tests/test_epoch_loop.py. `bench/run.py` measures the speed.
 
 import inspect
 import math
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.config import is_op_determinism_enabled  # as keras' trainer does
+
+try:  # no public API tells whether op determinism is on; Keras' trainer reads the same
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+except ImportError:  # pragma: no cover - a TensorFlow without it: assume on, so "auto" skips XLA
+    def is_op_determinism_enabled():
+        return True
 
 #: With jit_compile="auto", epochs of at least this many full batches use XLA.
 AUTO_XLA_MIN_BATCHES = 16
+
+#: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
+#: Conv2DBackpropInput/Filter, DepthwiseConv2dNative, MaxPool, AvgPoolGrad...).
+SLOW_UNDER_XLA = ("Conv", "Pool")
+
+#: Keras major.minor versions whose `fit` this loop drives (setup.py pins the same).
+TESTED_KERAS = ("3.15",)
 
 # Arguments the fast path consumes itself; the rest go to keras.Model.fit.
 _OWN_ARGUMENTS = ("self", "x", "y", "sample_weight", "batch_size", "shuffle", "steps_per_epoch", "class_weight",
                   "validation_split")
 
+# What this loop expects of keras.Model: fit's arguments, and the methods it overrides.
+_EXPECTED_FIT_ARGUMENTS = {*_OWN_ARGUMENTS, "epochs", "verbose", "callbacks", "validation_data", "initial_epoch",
+                           "validation_steps", "validation_batch_size", "validation_freq"}
+
+
+def keras_mismatch():
+    """Why this Keras cannot run the epoch loop, or None when it can.
+
+    Returns:
+        None for a tested Keras on the TensorFlow backend, else a sentence.
+
+    Example:
+
+    >>> keras_mismatch() is None   # Keras 3.15 with TensorFlow
+    True
+    """
+    version = ".".join(keras.version().split(".")[:2])
+    if keras.backend.backend() != "tensorflow":
+        return f"the Keras backend is {keras.backend.backend()!r}, not 'tensorflow'"
+    if version not in TESTED_KERAS:
+        return f"Keras {keras.version()} is not a version it was tested with ({', '.join(TESTED_KERAS)})"
+    missing = _EXPECTED_FIT_ARGUMENTS - set(inspect.signature(keras.Model.fit).parameters)
+    if missing or not all(hasattr(keras.Model, name) for name in ("make_train_function", "evaluate")):
+        return f"keras.Model.fit lacks {sorted(missing) or 'make_train_function'}"
+    return None
+
 
 class EpochLoop:
     """Mixin for a `keras.Model` subclass: `compile` and a faster `fit`.
 
-    The model must provide `train_step`, `_sampling_seed()` (a fresh
-    stateless seed pair per call, from a `keras.random.SeedGenerator`, so
-    that shuffling and sampling are reproducible under XLA, whose stateful
+    The model must provide `train_step`, `test_step`, `_sampling_seed()` (a
+    fresh stateless seed pair per call, from a `keras.random.SeedGenerator`,
+    so that shuffling and sampling are reproducible under XLA, whose stateful
     random ops ignore `keras.utils.set_random_seed`) and `_step_logs()` (the
     logs `train_step` returns, read after the epoch's last step).
+
+    Attributes:
+        fit_path: after `fit`, the loop it ran: `"epoch loop + XLA"`,
+            `"epoch loop"` or `"keras"` (Keras' per-step loop); None before.
     """
+
+    fit_path = None
+    _epoch_run = None  # set only while `fit` runs the epoch loop
+    _epoch_validation = None
 
     def compile(self, *args, jit_compile="auto", **kwargs):
         # Keras resolves "auto" to no XLA on the CPU for its per-step
@@ -79,23 +143,73 @@ class EpochLoop:
     def fit(self, *args, **kwargs):
         arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
         arrays = self._epoch_loop_arrays(arguments)
+        if arrays is not None:
+            mismatch = keras_mismatch()
+            if mismatch:
+                warnings.warn(f"tfvae trains with Keras' own (slower) loop: {mismatch}.", RuntimeWarning,
+                              stacklevel=2)
+                arrays = None
         if arrays is None:
+            self.fit_path = "keras"
             return super().fit(*args, **kwargs)
         batch_size = arguments.get("batch_size") or 32
         steps = math.ceil(int(arrays[0].shape[0]) / batch_size)
-        train_function = self._epoch_train_function(arrays, batch_size, bool(arguments.get("shuffle", True)))
+        epoch, uses_xla = self._epoch_function_for("train", arrays, batch_size, bool(arguments.get("shuffle", True)))
         rest = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
         # Keras' evaluate would default to batches of 32: keep the user's.
         rest["validation_batch_size"] = arguments.get("validation_batch_size") or batch_size
         never_read = tf.data.Dataset.from_tensors(tf.zeros([0])).repeat()
         saved = self.steps_per_execution, self.train_function
-        self.make_train_function = lambda force=False: train_function
-        self.train_function, self.steps_per_execution = train_function, steps
+        self._epoch_run = lambda iterator: epoch()  # the data are captured tensors, not the iterator
+        self._epoch_validation = self._fast_validation(rest, uses_xla)
+        self.steps_per_execution = steps
         try:
-            return super().fit(never_read, steps_per_epoch=steps, shuffle=False, **rest)
+            history = super().fit(never_read, steps_per_epoch=steps, shuffle=False, **rest)
         finally:
-            del self.make_train_function  # the class's method again
+            self._epoch_run = self._epoch_validation = None
             self.steps_per_execution, self.train_function = saved
+        self.fit_path = "epoch loop + XLA" if uses_xla else "epoch loop"
+        return history
+
+    def make_train_function(self, force=False):
+        """Keras' `make_train_function`; during the epoch loop's `fit`, the epoch function."""
+        if self._epoch_run is not None:
+            self.train_function = self._epoch_run
+            return self.train_function
+        return super().make_train_function(force)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Keras' `evaluate`; `fit`'s per-epoch validation on arrays runs as one compiled call."""
+        if self._epoch_validation is not None and kwargs.get("_use_cached_eval_dataset"):
+            return self._epoch_validation(callbacks)
+        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
+
+    def _fast_validation(self, fit_arguments, uses_xla):
+        """What `evaluate` runs for `fit`'s validation on arrays, or None (Keras' evaluate)."""
+        validation_data = fit_arguments.get("validation_data")
+        if validation_data is None or fit_arguments.get("validation_steps") is not None:
+            return None
+        arrays = keras.utils.unpack_x_y_sample_weight(validation_data)
+        if not _is_array(arrays[0]) or any(value is not None and not _is_array(value) for value in arrays[1:]):
+            return None
+        arrays = tuple(None if value is None else tf.convert_to_tensor(value) for value in arrays)
+        batch_size = fit_arguments["validation_batch_size"]
+        epoch, _ = self._epoch_function_for("test", arrays, batch_size, False, uses_xla)
+        last_batch = math.ceil(int(arrays[0].shape[0]) / batch_size) - 1
+
+        def validate(callbacks):
+            # The callbacks see one call of all the batches, as with steps_per_execution.
+            callbacks.on_test_begin()
+            callbacks.on_test_batch_begin(0)
+            self.reset_metrics()
+            logs = {name: float(value) for name, value in epoch().items()}
+            callbacks.on_test_batch_end(last_batch, logs)
+            callbacks.on_test_end(logs)
+            return logs
+
+        return validate
 
     def _epoch_loop_arrays(self, arguments):
         """`(x, y, sample_weight)` as tensors when the fast path applies, else None."""
@@ -115,22 +229,19 @@ class EpochLoop:
             return None
         return tuple(None if value is None else tf.convert_to_tensor(value) for value in data)
 
-    def _epoch_train_function(self, arrays, batch_size, shuffle):
-        """What Keras' loop calls once per epoch: runs it, returns the logs."""
+    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla=None):
+        """`(run, uses_xla)`: `run()` takes `kind`'s step over all batches of `arrays`.
+
+        `kind` is "train" (returns the training logs) or "test" (the metrics);
+        `uses_xla` None decides by `compile`'s `jit_compile` (see the module docstring).
+        """
         present = tuple(value is not None for value in arrays)
         data = tuple(value for value in arrays if value is not None)
-        epoch = self._epoch_function_for(batch_size, shuffle, present, int(data[0].shape[0]))
-
-        def train_function(iterator):
-            del iterator  # the data are the tensors above
-            return epoch(data)
-
-        return train_function
-
-    def _epoch_function_for(self, batch_size, shuffle, present, n):
-        key = (batch_size, shuffle, present, n)
+        n = int(data[0].shape[0])
+        key = (kind, batch_size, shuffle, present, n, uses_xla)
         if key not in self._epoch_functions:
             num_full = n // batch_size
+            step = self.train_step if kind == "train" else self.test_step
 
             def epoch(data):
                 order = self._epoch_order(n, shuffle)
@@ -139,20 +250,26 @@ class EpochLoop:
                     # of dynamic size, order[i*b:(i+1)*b], to its bound (n rows).
                     index = tf.reshape(order[: num_full * batch_size], [num_full, batch_size])
                     for i in tf.range(num_full):
-                        self.train_step(_rows(data, present, index[i]))
+                        step(_rows(data, present, index[i]))
                 if n % batch_size:  # the partial last batch, of static size
-                    self.train_step(_rows(data, present, order[num_full * batch_size:]))
-                return self._step_logs()
+                    step(_rows(data, present, order[num_full * batch_size:]))
+                if kind == "train":
+                    return self._step_logs()
+                return {metric.name: metric.result() for metric in self.metrics}
 
-            self._epoch_functions[key] = tf.function(epoch, jit_compile=self._uses_xla(num_full))
-        return self._epoch_functions[key]
+            if uses_xla is None:
+                uses_xla = self._decide_xla(epoch, data, num_full)
+            self._epoch_functions[key] = (tf.function(epoch, jit_compile=uses_xla), uses_xla)
+        function, uses_xla = self._epoch_functions[key]
+        return (lambda: function(data)), uses_xla
 
-    def _uses_xla(self, num_full):
-        if self._epoch_jit_compile == "auto":
-            # Like Keras' "auto": no XLA when op determinism is requested.
-            deterministic = is_op_determinism_enabled()
-            return num_full >= AUTO_XLA_MIN_BATCHES and not deterministic
-        return bool(self._epoch_jit_compile)
+    def _decide_xla(self, epoch, data, num_full):
+        """The XLA decision for an epoch function (see the module docstring)."""
+        if self._epoch_jit_compile != "auto":
+            return bool(self._epoch_jit_compile)
+        if num_full < AUTO_XLA_MIN_BATCHES or is_op_determinism_enabled():
+            return False
+        return not _slow_under_xla(tf.function(epoch).get_concrete_function(data))
 
     def _epoch_order(self, n, shuffle):
         if not shuffle:
@@ -161,6 +278,14 @@ class EpochLoop:
         # under XLA (tf.random.shuffle is stateful; stateless_shuffle has no
         # XLA kernel). Philox named: see latent.reparameterized_sample.
         return tf.argsort(tf.random.stateless_uniform([n], seed=self._sampling_seed(), alg="philox"))
+
+
+def _slow_under_xla(concrete_function):
+    """Whether a traced function (its loop bodies included) holds an op named in `SLOW_UNDER_XLA`."""
+    graph = concrete_function.graph.as_graph_def()
+    op_types = {node.op for node in graph.node}
+    op_types.update(node.op for function in graph.library.function for node in function.node_def)
+    return any(word in op_type for op_type in op_types for word in SLOW_UNDER_XLA)
 
 
 def _is_array(value):
