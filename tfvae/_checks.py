@@ -261,6 +261,39 @@ def path(name, value, kind, suffix=None):
     return result
 
 
+def existing_file(name, value, suffix=None, require_suffix=False):
+    """Checks the path of a file to read and returns it as a `str`.
+
+    Args:
+        name: the argument's name.
+        value: a `str` or `os.PathLike`.
+        suffix: the file's usual ending, e.g. `".keras"`, named in messages.
+        require_suffix: whether a path with another ending is refused.
+
+    Returns:
+        The path, a `str`.
+
+    Raises:
+        TypeError: if `value` is not a str or path.
+        ValueError: if `require_suffix` and the path lacks `suffix`.
+        FileNotFoundError: if there is no file at the path.
+
+    Example:
+
+    >>> existing_file("path", "runs/digits/model.keras", ".keras", require_suffix=True)  # doctest: +SKIP
+    'runs/digits/model.keras'
+    """
+    kind = f"{suffix} file" if suffix else "file"
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(invalid(name, f"a str or os.PathLike path to a {kind}", value))
+    text = os.fspath(value)
+    if require_suffix and not text.endswith(suffix):
+        raise ValueError(invalid(name, f"a path ending in {suffix}", value))
+    if not os.path.isfile(text):
+        raise FileNotFoundError(invalid(name, f"an existing {kind}", value, "There is no such file"))
+    return text
+
+
 # -------------------------------------------------------------------- arrays
 
 

@@ -165,8 +165,7 @@ def load_array(path, key=None, scale=False, binarize=False, threshold=0.5):
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
     _checks.one_of("path extension", extension, {".npy", ".npz", ".csv"})
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Received an invalid value for `path`: no such file. Received: path={path!r}")
+    path = _checks.existing_file("path", path)
     if extension == ".csv":
         raw = _read_csv(path)
     elif extension == ".npy":

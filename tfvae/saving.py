@@ -1,6 +1,5 @@
 """Loading a saved `tfvae.VAE` with errors that say what is wrong with the file."""
 
-import os
 import zipfile
 
 import keras
@@ -33,13 +32,7 @@ def load_model(path):
 
     >>> model = tfvae.load_model("runs/digits/model.keras")
     """
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(_checks.invalid("path", "a str or os.PathLike path to a .keras file", path))
-    path = os.fspath(path)
-    if not path.endswith(".keras"):
-        raise ValueError(_checks.invalid("path", "a path ending in .keras (saved with model.save)", path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(_checks.invalid("path", "an existing .keras file", path, "There is no such file"))
+    path = _checks.existing_file("path", path, ".keras", require_suffix=True)
     expected = "a .keras file saved by model.save"
     try:
         with zipfile.ZipFile(path) as archive:
