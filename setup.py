@@ -43,5 +43,11 @@ setup(
             "tfvae=tfvae.cli:main",
             "tfvae-export=export.cli:main",
         ],
+        # The formats of `tfvae.VAE.export(filepath, format=...)`: tfvae looks
+        # them up here and never imports `export` itself.
+        "tfvae.export_formats": [
+            "tf_saved_model=export:tf_saved_model_format",
+            "litert=export:litert_format",
+        ],
     },
 )

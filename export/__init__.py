@@ -2,31 +2,51 @@
 
     import tfvae, export
     model = tfvae.load_model("runs/digits/model.keras")
-    print(export.saved_model(model, "out/saved_model"))
-    print(export.tflite(model, "out/encoder_int8.tflite", part="encoder",
-                        quantize="int8", representative_data=x_train, parity_data=x_test))
+    (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
+    print(export.saved_model(model, "out/saved_model", parity_data=x_test))
+    print(export.tflite(model, "out/vae_int8.tflite", part="vae", quantize="int8",
+                        representative_data=x_train, parity_data=x_test))
+    export.metadata.read("out/vae_int8.tflite")["score_thresholds"]   # no TensorFlow needed
 
-Every artifact carries its metadata (`assets/tfvae.json` in a SavedModel, a
-`.tflite.json` sidecar beside a LiteRT file; read it with
-`export.metadata.read(path)`), is written atomically, and comes with an
-`ExportReport` of its size, signatures, ops and parity with Keras. The
-`tfvae-export` command (`python -m export`) does the same from a shell.
+`model.export(path)` and `model.export(path, format="litert")` (Keras' own
+API) write the same SavedModel and five-signature LiteRT model; the
+`tfvae-export` command (`python -m export`) writes them all for a run folder.
+Every artifact takes raw input (the graph preprocesses it), carries its
+metadata, is checked against Keras and written atomically, and comes with
+an `ExportReport`.
 
-TensorFlow is imported on first use of an exporter, so `import export` and
-the command line's argument checks stay fast.
+Where things live (each module one job):
+
+    _endpoints.py       the five serving functions, raw x in (shared by both formats)
+    _saved_model.py     saved_model(): the SavedModel directory
+    _tflite.py          tflite(): LiteRT conversion, quantization, the files' metadata
+    _keras_formats.py   the `VAE.export(format=...)` plugins (entry points `tfvae.export_formats`)
+    _litert.py          running and inspecting .tflite files (LiteRT interpreter, flatbuffer)
+    _examples.py        calibration / parity rows: user arrays, synthetic rows, latent points
+    _run_data.py        the CLI's --data: a run's data, raw, split as training split it
+    metadata.py         everything an artifact carries, read without TensorFlow
+    report.py           ExportReport, parity rows, tables
+    litert_runner.py    LiteRTRunner: a .tflite signature with the input checks of VAE.encode
+    cli.py              the tfvae-export command
+
+This file imports neither TensorFlow nor tfvae: the public functions are
+loaded on first use, so `import export` and `export.metadata.read` work in a
+process without TensorFlow.
 """
 
 import importlib
-import sys
-import types
 
-__all__ = ["saved_model", "tflite", "ExportReport", "format_table", "metadata"]
+__all__ = ["saved_model", "tflite", "ExportReport", "format_table", "metadata", "tf_saved_model_format",
+           "litert_format", "LiteRTRunner"]
 
 _LAZY = {
-    "saved_model": ("export.saved_model", "saved_model"),
-    "tflite": ("export.tflite", "tflite"),
+    "saved_model": ("export._saved_model", "saved_model"),
+    "tflite": ("export._tflite", "tflite"),
+    "tf_saved_model_format": ("export._keras_formats", "tf_saved_model_format"),
+    "litert_format": ("export._keras_formats", "litert_format"),
     "ExportReport": ("export.report", "ExportReport"),
     "format_table": ("export.report", "format_table"),
+    "LiteRTRunner": ("export.litert_runner", "LiteRTRunner"),
     "metadata": ("export.metadata", None),
 }
 
@@ -43,20 +63,3 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + __all__)
-
-
-class _FunctionModule(types.ModuleType):
-    """A module that calls its namesake function: `export.tflite` is a module and a function.
-
-    `export.saved_model` and `export.tflite` name both a submodule and the
-    function in it. Attribute access on the package gives the function, but
-    an earlier `import export.tflite` binds the module instead; with this
-    class the module is callable too, so `export.tflite(...)` works either way.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
-
-
-def _make_callable(module_name):
-    sys.modules[module_name].__class__ = _FunctionModule

@@ -1,16 +1,23 @@
 """The serving endpoints shared by the SavedModel and LiteRT exporters.
 
 One `Endpoint` names its inputs and outputs and computes them with the
-model's public methods. The same function gives the Keras reference (called
-eagerly on numpy arrays) and, traced by `keras.export.ExportArchive`, the
-exported graph, so the two cannot drift apart.
+model's public methods. Every input `x` is RAW data, as the run read it
+(digits: pixel values 0..16): the exported graph applies the model's
+`preprocessing` itself (`preprocess`), so an app never re-implements it.
+`reference` computes the same outputs with Keras eagerly, preprocessing
+with numpy (`tfvae.datasets.apply_preprocessing`), which checks the graph's
+preprocessing too.
 
     name         inputs                 outputs
     encode       x [, labels]           z_mean, z_log_sigma
     decode       z [, labels]           x_mean
     reconstruct  x [, labels]           x_mean
-    sample       epsilon [, labels]     x_mean
     score        x [, labels]           score
+    sample       epsilon [, labels]     x_mean
+
+`score` computes the networks first and then, inside the name scope
+`FLOAT_SCOPE`, the likelihood sum and the KL term: an int8 conversion keeps
+the ops of that scope in float32 (see `export._tflite`).
 """
 
 import dataclasses
@@ -19,22 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export import _data
+from export import _examples
+from tfvae import datasets, latent, losses
 
-#: What every input and output means; copied into the metadata.
-TENSOR_DOCS = {
-    "x": "model input: one preprocessed example per row (see preprocessing)",
-    "labels": "class ids in [0, num_classes), int32, one per row (conditional models only)",
-    "z": "latent points, one row per example",
-    "epsilon": "standard normal noise N(0, I), one row per sample; the prior is N(0, I), so z = epsilon",
-    "z_mean": "mean of the posterior q(z|x): the embedding of x",
-    "z_log_sigma": "log standard deviation of q(z|x) (bounded); sigma = exp(z_log_sigma)",
-    "x_mean": "mean of p(x|z): probabilities in [0, 1] for a Bernoulli likelihood, means for a Gaussian one",
-    "score": (
-        "anomaly score: the negative ELBO in nats, deterministic (z = z_mean in the reconstruction term, "
-        "i.e. -elbo(x, sample=False)); higher means less likely under the model"
-    ),
-}
+#: Name scope of the score's likelihood sum and KL term, which int8 models keep in float32.
+FLOAT_SCOPE = "likelihood_in_float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +54,40 @@ class Endpoint:
         return self.inputs + (("labels",) if model.num_classes else ())
 
 
+def preprocess(model, raw):
+    """The model's `preprocessing` as graph ops: raw x in, the network's x out.
+
+    The same rule as `tfvae.datasets.apply_preprocessing` (a divisor of 0
+    counts as 1): x = (raw - offset) / divisor, then x = 1.0 where
+    x > binarize_threshold else 0.0. Binarization is one comparison of raw
+    values with offset + threshold * divisor (a `SELECT_V2` in LiteRT, which
+    int8 models run exactly). A model without preprocessing takes x as is.
+
+    Args:
+        model: a `tfvae.VAE`.
+        raw: a float32 tensor `(batch,) + event_shape`.
+
+    Returns:
+        A float32 tensor of the same shape.
+    """
+    prep = model.preprocessing or {}
+    offset = np.asarray(prep.get("offset", 0.0), np.float32)
+    divisor = np.asarray(prep.get("divisor", 1.0), np.float32)
+    divisor = np.where(divisor == 0, 1, divisor).astype(np.float32)
+    shape = tuple(model.event_shape)
+    offset, divisor = (value.reshape(shape) if value.size > 1 else value for value in (offset, divisor))
+    threshold = prep.get("binarize_threshold")
+    with tf.name_scope("preprocessing"):
+        if threshold is not None:
+            # Scalar branches: one SELECT_V2 that broadcasts, no ops that build
+            # tensors of ones and zeros at run time (smaller files).
+            above = raw > tf.constant(offset + np.float32(threshold) * divisor)
+            return tf.where(above, tf.constant(1.0), tf.constant(0.0))
+        if not np.all(offset == 0) or not np.all(divisor == 1):
+            return (raw - tf.constant(offset)) / tf.constant(divisor)
+        return raw
+
+
 def _encode(model, x, labels=None):
     z_mean, z_log_sigma = model.encode(x, labels)
     return {"z_mean": z_mean, "z_log_sigma": z_log_sigma}
@@ -77,7 +107,14 @@ def _sample(model, epsilon, labels=None):
 
 
 def _score(model, x, labels=None):
-    return {"score": -model.elbo(x, labels, sample=False)}
+    # -model.elbo(x, sample=False) (the reference), written so that the
+    # networks come first and the sums after them, in FLOAT_SCOPE.
+    z_mean, z_log_sigma = model.encode(x, labels)
+    likelihood = model.likelihood(z_mean, labels)
+    posterior = model.latent.distribution(z_mean, z_log_sigma)
+    with tf.name_scope(FLOAT_SCOPE):
+        prior = latent.standard_normal_prior(model.latent_dim)
+        return {"score": losses.kl_divergence(posterior, prior) - likelihood.log_prob(x)}
 
 
 ENCODE = Endpoint("encode", ("x",), ("z_mean", "z_log_sigma"), _encode)
@@ -87,9 +124,9 @@ SAMPLE = Endpoint("sample", ("epsilon",), ("x_mean",), _sample)
 SCORE = Endpoint("score", ("x",), ("score",), _score)
 
 #: SavedModel endpoints; the first one is also `serving_default`.
-SAVED_MODEL = (ENCODE, DECODE, RECONSTRUCT, SAMPLE, SCORE)
-#: LiteRT parts and the endpoint each one holds.
-PARTS = {"encoder": ENCODE, "decoder": DECODE}
+SAVED_MODEL = (ENCODE, DECODE, RECONSTRUCT, SCORE, SAMPLE)
+#: LiteRT parts and the endpoints each one holds: `vae` all five, the others one each.
+PARTS = {"vae": SAVED_MODEL, "encoder": (ENCODE,), "decoder": (DECODE,), "score": (SCORE,)}
 
 
 def input_specs(model, endpoint):
@@ -129,22 +166,31 @@ def _traceable(model, endpoint):
     names = endpoint.input_names(model)
 
     def function(*args):
-        return endpoint.compute(model, **dict(zip(names, args)))
+        inputs = dict(zip(names, args))
+        if "x" in inputs:
+            inputs["x"] = preprocess(model, inputs["x"])
+        return endpoint.compute(model, **inputs)
 
     function.__name__ = endpoint.name
     return function
 
 
 def reference(model, endpoint, feeds):
-    """The Keras model's outputs for `feeds` (numpy in, numpy out), computed eagerly."""
-    outputs = endpoint.compute(model, **feeds)
+    """The Keras model's outputs for `feeds` (raw numpy in, numpy out), computed eagerly."""
+    inputs = dict(feeds)
+    if "x" in inputs:
+        inputs["x"] = datasets.apply_preprocessing(inputs["x"], model.preprocessing)
+    if endpoint is SCORE:  # the model's own ELBO, not the exporter's rewrite of it
+        outputs = {"score": -model.elbo(inputs["x"], inputs.get("labels"), sample=False)}
+    else:
+        outputs = endpoint.compute(model, **inputs)
     return {name: np.asarray(outputs[name]) for name in endpoint.outputs}
 
 
 def feeds(model, endpoint, examples, seed=0):
-    """Inputs for `endpoint` derived from `examples` (an `_data.Examples`).
+    """Inputs for `endpoint` derived from `examples` (an `_examples.Examples` of raw x).
 
-    `x` is the examples; `z` are latent points (see `_data.latent_points`);
+    `x` is the examples; `z` are latent points (see `_examples.latent_points`);
     `epsilon` is standard normal noise, one row per example, drawn with `seed`.
 
     Returns:
@@ -155,7 +201,7 @@ def feeds(model, endpoint, examples, seed=0):
     if "x" in endpoint.inputs:
         result["x"] = examples.x
     if "z" in endpoint.inputs:
-        result["z"], labels = _data.latent_points(model, examples, seed)
+        result["z"], labels = _examples.latent_points(model, examples, seed)
     if "epsilon" in endpoint.inputs:
         noise = np.random.default_rng(seed).standard_normal((len(examples.x), model.latent_dim))
         result["epsilon"] = noise.astype(np.float32)

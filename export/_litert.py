@@ -1,8 +1,9 @@
-"""Running and inspecting `.tflite` models with the LiteRT interpreter.
+"""Running and inspecting `.tflite` models: the LiteRT interpreter and the file's flatbuffer.
 
 Uses `ai_edge_litert` (the successor of the deprecated `tf.lite.Interpreter`)
-and the flatbuffer schema it ships, so the op list is read from the file
-itself rather than from an interpreter whose delegate may have fused nodes.
+and the flatbuffer schema it ships, so the op list and quantization steps
+are read from the file itself rather than from an interpreter whose
+delegate may have fused nodes. No TensorFlow.
 """
 
 import collections
@@ -109,3 +110,82 @@ def _to_real(value, detail):
     if scale:
         return ((np.asarray(value, np.float64) - zero_point) * scale).astype(np.float32)
     return np.asarray(value, np.float32)
+
+
+def output_steps(content, signature):
+    """The quantization step of each output of `signature`, 0.0 for a float output computed in float.
+
+    An int8 output's step is its scale; a float output that a final
+    `DEQUANTIZE` makes from an int8 tensor has that tensor's scale: the
+    resolution two runtimes can legitimately differ by.
+
+    Returns:
+        `{output name: step}`.
+    """
+    model = schema.Model.GetRootAs(content, 0)
+    definition, subgraph = _subgraph(model, signature)
+    producers = {}
+    for op_index in range(subgraph.OperatorsLength()):
+        operator = subgraph.Operators(op_index)
+        for output in range(operator.OutputsLength()):
+            producers[operator.Outputs(output)] = operator
+    steps = {}
+    for output_index in range(definition.OutputsLength()):
+        entry = definition.Outputs(output_index)
+        steps[entry.Name().decode()] = _step(model, subgraph, producers, entry.TensorIndex())
+    return steps
+
+
+def _step(model, subgraph, producers, tensor_index):
+    quantization = subgraph.Tensors(tensor_index).Quantization()
+    if quantization is not None and quantization.ScaleLength():
+        return float(quantization.Scale(0))
+    operator = producers.get(tensor_index)
+    if operator is None:
+        return 0.0
+    code = model.OperatorCodes(operator.OpcodeIndex())
+    if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == schema.BuiltinOperator.DEQUANTIZE:
+        source = subgraph.Tensors(operator.Inputs(0)).Quantization()
+        if source is not None and source.ScaleLength():
+            return float(source.Scale(0))
+    return 0.0
+
+
+def _subgraph(model, signature):
+    for index in range(model.SignatureDefsLength()):
+        definition = model.SignatureDefs(index)
+        if definition.SignatureKey().decode() == signature:
+            return definition, model.Subgraphs(definition.SubgraphIndex())
+    raise ValueError(f"no signature {signature!r} in the model")
+
+
+def tensor_names(content, signature):
+    """The names of the tensors the ops of `signature` compute, and of its outputs.
+
+    Returns:
+        `{"operators": [name, ...], "outputs": [name, ...]}`.
+    """
+    model = schema.Model.GetRootAs(content, 0)
+    definition, subgraph = _subgraph(model, signature)
+    operators = [
+        subgraph.Tensors(subgraph.Operators(op).Outputs(k)).Name().decode()
+        for op in range(subgraph.OperatorsLength()) for k in range(subgraph.Operators(op).OutputsLength())
+    ]
+    outputs = [subgraph.Tensors(definition.Outputs(k).TensorIndex()).Name().decode()
+               for k in range(definition.OutputsLength())]
+    return {"operators": operators, "outputs": outputs}
+
+
+def float_ops(content, signature):
+    """`{op name: count}` of the ops of `signature` that compute float32 tensors (QUANTIZE aside)."""
+    model = schema.Model.GetRootAs(content, 0)
+    _, subgraph = _subgraph(model, signature)
+    counts = collections.Counter()
+    for op_index in range(subgraph.OperatorsLength()):
+        operator = subgraph.Operators(op_index)
+        code = model.OperatorCodes(operator.OpcodeIndex())
+        name = _BUILTIN_NAMES.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
+        outputs = [subgraph.Tensors(operator.Outputs(k)).Type() for k in range(operator.OutputsLength())]
+        if name != "QUANTIZE" and schema.TensorType.FLOAT32 in outputs:
+            counts[name] += 1
+    return dict(sorted(counts.items()))

@@ -1,20 +1,25 @@
 """The `tfvae-export` command (also `python -m export`): thin over `export`.
 
+    tfvae-export all RUN_DIR [--data digits] [--overwrite]
     tfvae-export saved-model MODEL.keras --out DIR [--data digits]
-    tfvae-export tflite MODEL.keras --part encoder --quantize int8 --data digits --out FILE
-    tfvae-export all RUN_DIR
+    tfvae-export tflite MODEL.keras --part vae --quantize int8 --data digits --out FILE
 
-`all` writes `RUN_DIR/export/`: `saved_model/`, `encoder.tflite` (float32),
-`encoder_int8.tflite` and `decoder.tflite` (float32), each with its
-metadata, and prints one table of sizes and parity. `--data` is a dataset
-name (`digits`) or a `.npy/.npz/.csv` file of raw features: its training
-split calibrates int8 models, its test split measures parity (split as
-`tfvae train` did, with the run's seed from `run.json`). `all` defaults to
-the run's own data.
+`all` writes `RUN_DIR/export/`: `saved_model/`, `vae.tflite` and
+`vae_int8.tflite` (the five signatures encode, decode, reconstruct, score,
+sample), and the single-signature `encoder.tflite`, `encoder_int8.tflite`,
+`score.tflite`, `score_int8.tflite` and `decoder.tflite`; each takes raw
+input, carries its metadata and score thresholds, and was checked against
+Keras. It prints one table of sizes and parity, and the thresholds.
+`--data` is a dataset name (`digits`) or a `.npy/.npz/.csv` file of raw
+features: its training split calibrates int8 models, its test split
+(which training did not use) measures parity and sets the thresholds
+(split as `tfvae train` did, with the run's seed from `run.json`). `all`
+defaults to the run's own data.
 
-Progress and results go to stdout; an error is one line on stderr, with exit
-status 1 (2 for usage errors). TensorFlow's own log lines are hidden unless
-`--verbose` is given.
+Progress and results go to stdout; an error is one line on stderr (see
+`tfvae._cli`): exit status 2 for bad input, 1 for a failure (including a
+full disk or an unwritable folder). TensorFlow's own log lines are hidden
+unless `--verbose` is given.
 """
 
 import argparse
@@ -25,47 +30,44 @@ import sys
 import tempfile
 import time
 
-from export import _data, _datasets
-from tfvae import _atomic
+from export import _examples, _run_data
+from tfvae import _atomic, _cli
 
 PROG = "tfvae-export"
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
-#: The artifacts of `all`, inside RUN_DIR/export/: (file name, part, quantize).
-ALL_TFLITE = (("encoder.tflite", "encoder", None), ("encoder_int8.tflite", "encoder", "int8"),
-              ("decoder.tflite", "decoder", None))
-
-
-class UsageError(Exception):
-    """Bad command-line input, reported as one line with exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"{message} (see {self.prog} --help)")
+#: The LiteRT artifacts of `all`, inside RUN_DIR/export/: (file name, part, quantize).
+ALL_TFLITE = (
+    ("vae.tflite", "vae", None), ("vae_int8.tflite", "vae", "int8"),
+    ("encoder.tflite", "encoder", None), ("encoder_int8.tflite", "encoder", "int8"),
+    ("score.tflite", "score", None), ("score_int8.tflite", "score", "int8"),
+    ("decoder.tflite", "decoder", None),
+)
 
 
 def build_parser():
     """The argument parser of `tfvae-export`."""
-    parser = _Parser(prog=PROG, description="Export a trained tfvae model to SavedModel and LiteRT.")
+    parser = _cli.Parser(prog=PROG, description="Export a trained tfvae model to SavedModel and LiteRT.")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    every = commands.add_parser("all", help="write the SavedModel and every LiteRT file into RUN_DIR/export")
+    every.add_argument("run_dir", metavar="RUN_DIR")
+    _add_common(every, data_help="default: the run's data from RUN_DIR/run.json")
 
     saved = commands.add_parser("saved-model", help="write a SavedModel directory with serving signatures")
     saved.add_argument("model", metavar="MODEL.keras")
     saved.add_argument("--out", required=True, metavar="DIR", help="the SavedModel directory to create")
-    _add_common(saved, data_help="data for parity (its test split); default: synthetic rows")
+    _add_common(saved, data_help="data for parity and thresholds (its test split); default: synthetic rows")
 
-    lite = commands.add_parser("tflite", help="write the encoder or decoder as a .tflite file")
+    lite = commands.add_parser("tflite", help="write one .tflite file (all signatures, or one part)")
     lite.add_argument("model", metavar="MODEL.keras")
     lite.add_argument("--out", required=True, metavar="FILE", help="the .tflite file to create")
-    lite.add_argument("--part", choices=("encoder", "decoder"), default="encoder")
+    lite.add_argument("--part", choices=("vae", "encoder", "score", "decoder"), default="encoder",
+                      help="vae: all five signatures; the others one each (default %(default)s)")
     lite.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none")
-    lite.add_argument("--int8-io", action="store_true", help="int8 inputs and outputs (with --quantize int8)")
-    _add_common(lite, data_help="calibration (train split) and parity (test split) data; required for int8")
-
-    every = commands.add_parser("all", help="write SavedModel + encoder float32/int8 + decoder into RUN_DIR/export")
-    every.add_argument("run_dir", metavar="RUN_DIR")
-    _add_common(every, data_help="default: the run's data from RUN_DIR/run.json")
+    lite.add_argument("--int8-io", action="store_true", help="int8 inputs and outputs (encoder/decoder, int8)")
+    lite.add_argument("--per-channel", action="store_true", help="int8 weights per channel (default per tensor)")
+    _add_common(lite, data_help="calibration (train split), parity and thresholds (test split); required for int8")
     return parser
 
 
@@ -77,29 +79,21 @@ def _add_common(parser, data_help):
 
 
 def main(argv=None):
-    """Runs the command; returns the exit status (0 ok, 1 export error, 2 usage error)."""
+    """Runs the command; returns the exit status (0 ok, 1 export failure, 2 bad input, 130 Ctrl-C)."""
     terminal = _Terminal()
     args = None
     try:
         args = build_parser().parse_args(argv)
         plan = _plan(args)
-        with _hide_native_logs(not args.verbose):
+        if args.verbose:
             return _run(args, plan, terminal)
-    except SystemExit as exit_:  # --help
-        return exit_.code or 0
-    except UsageError as error:
-        terminal.error(error)
-        return 2
-    except (ValueError, TypeError, OSError, RuntimeError) as error:
-        if args is not None and args.verbose:
+        with _cli.quiet_tensorflow(), _hide_native_logs():
+            return _run(args, plan, terminal)
+    except BaseException as error:  # noqa: BLE001 - one line, never a traceback, unless --verbose
+        if args is not None and args.verbose and not isinstance(error, (SystemExit, KeyboardInterrupt)):
             raise
-        terminal.error(error)
-        return 1
-    except Exception as error:  # noqa: BLE001 - one line, never a traceback, unless --verbose
-        if args is not None and args.verbose:
-            raise
-        terminal.error(f"{type(error).__name__}: {error} (rerun with --verbose for the traceback)")
-        return 1
+        terminal.end_progress()
+        return _cli.exit_status(PROG, error, stream=terminal.err)
     finally:
         terminal.close()
 
@@ -109,46 +103,56 @@ def main(argv=None):
 
 def _plan(args):
     """Checks the arguments without TensorFlow; returns what to write."""
+    from tfvae import run_folder
+
     if args.data is not None:
-        _datasets.check_spec(args.data)
+        _run_data.check_spec(args.data)
     if args.command == "all":
         run_dir = pathlib.Path(args.run_dir)
-        model_path = run_dir / "model.keras"
+        model_path = run_dir / run_folder.MODEL
         if not model_path.is_file():
-            raise UsageError(f"no model.keras in {os.fspath(run_dir)!r}: pass the folder written by `tfvae train`")
-        data = args.data or _datasets.run_options(model_path).get("data")
+            raise _cli.UsageError(f"no model.keras in {os.fspath(run_dir)!r}: pass the folder written by `tfvae train`")
+        data = args.data or _options(run_dir).get("data")
         if data is None:
-            raise UsageError(f"cannot tell the data of {os.fspath(run_dir)!r} (no run.json): pass --data")
+            raise _cli.UsageError(f"cannot tell the data of {os.fspath(run_dir)!r} (no run.json): pass --data")
         try:
-            _datasets.check_spec(data)
+            _run_data.check_spec(data)
         except ValueError:
-            raise UsageError(f"the run's data {data!r} (from run.json) is not available here: pass --data") from None
-        out = run_dir / "export"
-        targets = [out / "saved_model"] + [path for name, _, _ in ALL_TFLITE for path in _with_sidecar(out / name)]
+            raise _cli.UsageError(f"the run's data {data!r} (from run.json) is not available here: pass --data") \
+                from None
+        out = run_dir / run_folder.EXPORT
+        targets = [out / "saved_model"] + [out / name for name, _, _ in ALL_TFLITE]
         plan = {"model": model_path, "data": data, "out": out}
     else:
         model_path = pathlib.Path(args.model)
         if not model_path.is_file():
-            raise UsageError(f"no such model file: {args.model!r} (expected a .keras file saved from a tfvae.VAE)")
+            raise _cli.UsageError(f"no such model file: {args.model!r} (expected a .keras file saved from a tfvae.VAE)")
         out = pathlib.Path(args.out)
         if args.command == "tflite":
             if out.suffix.lower() != ".tflite":
-                raise UsageError(f"--out must end in .tflite, got {args.out!r}")
+                raise _cli.UsageError(f"--out must end in .tflite, got {args.out!r}")
             if args.quantize == "int8" and args.data is None:
-                raise UsageError("--quantize int8 needs --data (training examples to calibrate on), e.g. --data digits")
+                raise _cli.UsageError("--quantize int8 needs --data (training examples to calibrate on), "
+                                      "e.g. --data digits")
             if args.int8_io and args.quantize != "int8":
-                raise UsageError("--int8-io needs --quantize int8")
-            targets = _with_sidecar(out)
-        else:
-            targets = [out]
+                raise _cli.UsageError("--int8-io needs --quantize int8")
+            if args.per_channel and args.quantize != "int8":
+                raise _cli.UsageError("--per-channel needs --quantize int8")
+        targets = [out]
         plan = {"model": model_path, "data": args.data, "out": out}
     _atomic.check_targets(targets, args.overwrite)
-    plan["seed"] = int(_datasets.run_options(plan["model"]).get("seed", 0))
+    plan["seed"] = int(_options(plan["model"].parent).get("seed", 0))
     return plan
 
 
-def _with_sidecar(path):
-    return [path, pathlib.Path(os.fspath(path) + ".json")]
+def _options(run_dir):
+    """The run's `run.json`, or {} for a model saved outside a run folder."""
+    from tfvae import run_folder
+
+    try:
+        return run_folder.read_options(run_dir)
+    except ValueError:
+        return {}
 
 
 # ------------------------------------------------------------------- running
@@ -158,30 +162,34 @@ def _run(args, plan, terminal):
     import tfvae
 
     import export
+    from export import report
 
     model = tfvae.load_model(plan["model"])  # names what is wrong with a missing or corrupt file
     train, test, source = (None, None, None)
     if plan["data"] is not None:
-        train, test, source = _datasets.load(plan["data"], model, plan["seed"])
+        train, test, source = _run_data.load(plan["data"], model, plan["seed"])
         for split in (train, test):
-            _data.as_examples(model, split, "--data")  # a clear error before any work
+            _examples.as_examples(model, split, "--data")  # a clear error before any work
+        x_test, labels = test if isinstance(test, tuple) else (test, None)
+        test = {"x": x_test, "labels": labels, "name": f"the {source} test split"}
     jobs = _jobs(args, plan, train, test)
     reports = []
     for number, (label, function, kwargs) in enumerate(jobs, 1):
         started = time.monotonic()
         terminal.progress(f"[{number}/{len(jobs)}] {label} -> {os.fspath(kwargs['path'])} ...")
         result = function(model, **kwargs, overwrite=args.overwrite)
-        if source is not None:
-            result.parity_data = f"{_rows(test)} rows of the {source} test split"
         terminal.progress(f" done ({time.monotonic() - started:.1f} s)\n")
         reports.append(result)
     if args.command == "all":
         terminal.print(export.format_table(reports))
         calibration = f"; int8 calibrated on {_rows(train)} rows of its train split" if train is not None else ""
         terminal.print(f"parity on {reports[0].parity_data}{calibration}. Artifacts in {os.fspath(plan['out'])}")
+        thresholds = next((r.thresholds for r in reports if r.part == "vae" and r.quantize == "int8"), None)
+        if thresholds:
+            terminal.print(report.format_thresholds(thresholds) + " (vae_int8.tflite; every file stores its own)")
     else:
         terminal.print(str(reports[0]))
-    return 0
+    return _cli.OK
 
 
 def _jobs(args, plan, train, test):
@@ -192,7 +200,8 @@ def _jobs(args, plan, train, test):
     if args.command == "tflite":
         quantize = None if args.quantize == "none" else args.quantize
         options = {"path": plan["out"], "part": args.part, "quantize": quantize, "int8_io": args.int8_io,
-                   "representative_data": train if quantize == "int8" else None, "parity_data": test}
+                   "per_channel": args.per_channel, "representative_data": train if quantize == "int8" else None,
+                   "parity_data": test}
         return [(f"{args.part} {quantize or 'float32'}", export.tflite, options)]
     jobs = [("SavedModel", export.saved_model, {"path": plan["out"] / "saved_model", "parity_data": test})]
     for name, part, quantize in ALL_TFLITE:
@@ -203,7 +212,7 @@ def _jobs(args, plan, train, test):
 
 
 def _rows(data):
-    return len(data[0]) if isinstance(data, tuple) else len(data)
+    return len(data[0]) if isinstance(data, tuple) else len(data["x"]) if isinstance(data, dict) else len(data)
 
 
 # -------------------------------------------------------------------- output
@@ -237,11 +246,10 @@ class _Terminal:
         self._line_open = not text.endswith("\n")
         print(text, end="", file=self.out, flush=True)
 
-    def error(self, error):
+    def end_progress(self):
+        """Closes an open progress line before an error is reported."""
         if self._line_open:
             self.progress(" failed\n")
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{PROG}: error: {message}", file=self.err, flush=True)
 
     def close(self):
         for stream in self._owned:
@@ -249,11 +257,8 @@ class _Terminal:
 
 
 @contextlib.contextmanager
-def _hide_native_logs(enabled):
-    """Sends file descriptors 1 and 2 to a scratch file: TensorFlow's C++ logs and converter chatter."""
-    if not enabled:
-        yield
-        return
+def _hide_native_logs():
+    """Sends file descriptors 1 and 2 to a scratch file: the converter's native chatter during the export."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = [os.dup(1), os.dup(2)]

@@ -1,27 +1,38 @@
-"""The metadata that travels with every artifact: how to feed the model.
+"""Everything an exported artifact carries about itself, and how to read it.
 
-A SavedModel carries it as `assets/tfvae.json`; a `.tflite` file as a JSON
-sidecar beside it (`encoder.tflite` -> `encoder.tflite.json`). Example for
-an int8 encoder with int8 I/O:
+A SavedModel carries its metadata as `assets/tfvae.json`; a `.tflite` file
+inside itself, as the buffer named `"tfvae"` in the TFLite schema's
+`metadata` list (UTF-8 JSON), so an app that has the file has everything:
+signatures, tensor shapes, dtypes and int8 quantization, the preprocessing
+that the graph already applies, versions and the anomaly-score thresholds.
+There is no sidecar file. Example (abridged) for `vae_int8.tflite`:
 
     {
-      "format": "tfvae-export", "format_version": 1,
-      "artifact": "tflite", "part": "encoder", "quantize": "int8", "int8_io": true,
+      "format": "tfvae-export", "format_version": 2,
+      "artifact": "tflite", "file": "vae_int8.tflite", "part": "vae", "quantize": "int8",
       "tfvae_version": "0.1.0", "tensorflow_version": "2.21.0",
-      "model": {"event_shape": [64], "latent_dim": 8, "likelihood": "bernoulli",
-                "num_classes": null,
+      "model": {"event_shape": [64], "latent_dim": 8, "likelihood": "bernoulli", "num_classes": null,
                 "preprocessing": {"dataset": "digits", "offset": 0.0, "divisor": 16.0,
                                   "binarize_threshold": 0.5}},
-      "how_to_feed": ["x = (raw - offset) / divisor with offset=0.0, divisor=16.0", ...],
-      "signatures": {"encode": {
-        "inputs":  {"x": {"index": 0, "shape": [-1, 64], "dtype": "int8",
-                          "quantization": {"scale": 0.0039, "zero_point": -128},
-                          "description": "..."}},
-        "outputs": {"z_mean": {...}, "z_log_sigma": {...}}}}
+      "input": "raw: the graph applies the preprocessing (x = (raw - offset) / divisor, then ...)",
+      "score_thresholds": {"by_false_positive_rate": {"0.01": 41.2, "0.05": 33.0},
+                           "computed_on": "360 rows of the digits test split",
+                           "rule": "flag an input as anomalous when score > threshold"},
+      "weights": "per-tensor", "float_ops": {"score": {"ABS": 1, ...}, "why": "...", "cost": "..."},
+      "signatures": {"score": {"inputs": {"x": {"index": 0, "shape": [-1, 64], "dtype": "float32",
+                                              "quantization": null}},
+                               "outputs": {"score": {...}}}, ...},
+      "tensor_docs": {"x": "raw features, ...", "score": "anomaly score: ...", ...}
     }
 
 A shape of -1 is the dynamic batch size. `quantization` is null for float
-tensors; for an int8 tensor, real = (q - zero_point) * scale.
+tensors; for an int8 tensor, real = (q - zero_point) * scale and
+q = clamp(round(real / scale) + zero_point, -128, 127).
+
+This module imports neither TensorFlow nor tfvae (only numpy, and the
+flatbuffer schema that `ai_edge_litert` ships, when it reads or writes a
+`.tflite` file): `export.metadata.read(path)` works on a machine, or in a
+process, without TensorFlow.
 """
 
 import json
@@ -30,21 +41,35 @@ import pathlib
 
 import numpy as np
 
-from export import _endpoints
-
 FORMAT = "tfvae-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: File name of the metadata inside a SavedModel's `assets/` directory.
 ASSET_NAME = "tfvae.json"
+#: Name of the metadata buffer inside a `.tflite` file (TFLite schema `Model.metadata`).
+TFLITE_METADATA_NAME = "tfvae"
+#: The false-positive rates at which score thresholds are computed.
+FALSE_POSITIVE_RATES = (0.01, 0.05)
 
-
-def sidecar_path(tflite_path):
-    """`encoder.tflite` -> `encoder.tflite.json`, the sidecar's path."""
-    return pathlib.Path(os.fspath(tflite_path) + ".json")
+#: What every input and output means; copied into the metadata.
+TENSOR_DOCS = {
+    "x": "raw features, one example per row, as the model's training data was read (the graph applies "
+         "the preprocessing recorded under model.preprocessing)",
+    "labels": "class ids in [0, num_classes), int32, one per row (conditional models only)",
+    "z": "latent points, one row per example",
+    "epsilon": "standard normal noise N(0, I), one row per sample; the prior is N(0, I), so z = epsilon",
+    "z_mean": "mean of the posterior q(z|x): the embedding of x",
+    "z_log_sigma": "log standard deviation of q(z|x) (bounded); sigma = exp(z_log_sigma)",
+    "x_mean": "mean of p(x|z): probabilities in [0, 1] for a Bernoulli likelihood, means for a Gaussian one, "
+              "in preprocessed units",
+    "score": (
+        "anomaly score: the negative ELBO in nats, deterministic (z = z_mean in the reconstruction term, "
+        "i.e. -elbo(x, sample=False)); higher means less likely under the model; flag score > threshold"
+    ),
+}
 
 
 def asset_path(saved_model_dir):
-    """`DIR` -> `DIR/assets/tfvae.json`."""
+    """`DIR` -> `DIR/assets/tfvae.json`, where a SavedModel keeps its metadata."""
     return pathlib.Path(saved_model_dir) / "assets" / ASSET_NAME
 
 
@@ -60,12 +85,16 @@ def tensor(name, shape, dtype, index=None, scale=None, zero_point=None):
 
     Returns:
         A JSON-serializable dict.
+
+    Example:
+
+    >>> tensor("x", [None, 64], "float32")["shape"]
+    [-1, 64]
     """
     entry = {
         "shape": [-1 if size is None else int(size) for size in shape],
         "dtype": np.dtype(getattr(dtype, "as_numpy_dtype", dtype)).name,
         "quantization": None,
-        "description": _endpoints.TENSOR_DOCS.get(name, ""),
     }
     if index is not None:
         entry = {"index": int(index), **entry}
@@ -73,8 +102,6 @@ def tensor(name, shape, dtype, index=None, scale=None, zero_point=None):
         entry["quantization"] = {
             "scale": float(scale),
             "zero_point": int(zero_point),
-            "to_integer": "q = clamp(round(value / scale) + zero_point, -128, 127)",
-            "to_real": "value = (q - zero_point) * scale",
         }
     return entry
 
@@ -91,63 +118,133 @@ def model_info(model):
     }
 
 
-def build(model, artifact, signatures, **options):
+def score_thresholds(scores, computed_on):
+    """Anomaly thresholds: the score quantiles at `FALSE_POSITIVE_RATES`.
+
+    A threshold at false-positive rate r is the (1 - r) quantile of the
+    scores of normal data that training did not use: about r of such data
+    scores above it.
+
+    Args:
+        scores: per-example scores of held-out normal data, shape `(n,)`.
+        computed_on: a description of that data, e.g.
+            `"360 rows of the digits test split"`.
+
+    Returns:
+        `{"by_false_positive_rate": {"0.01": t1, "0.05": t5}, "computed_on": ..., "rule": ...}`.
+
+    Example:
+
+    >>> score_thresholds(np.arange(100.0), "100 rows")["by_false_positive_rate"]["0.05"]
+    94.05
+    """
+    scores = np.asarray(scores, np.float64)
+    return {
+        "by_false_positive_rate": {
+            str(rate): float(np.quantile(scores, 1.0 - rate)) for rate in FALSE_POSITIVE_RATES
+        },
+        "computed_on": computed_on,
+        "rule": "flag an input as anomalous when score > threshold",
+    }
+
+
+def build(model, artifact, signatures, versions, **options):
     """The full metadata of one artifact.
 
     Args:
         model: the exported `tfvae.VAE`.
         artifact: `"saved_model"` or `"tflite"`.
         signatures: `{name: {"inputs": {...}, "outputs": {...}}}` of `tensor` entries.
-        **options: export options to record (`part`, `quantize`, ...).
+        versions: `{"tfvae_version": ..., "tensorflow_version": ...}`.
+        **options: what else to record (`part`, `quantize`, `score_thresholds`, ...).
 
     Returns:
         A JSON-serializable dict (see the module docstring).
     """
-    import tensorflow as tf
-    import tfvae
-
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "artifact": artifact,
         **options,
-        "tfvae_version": tfvae.__version__,
-        "tensorflow_version": tf.__version__,
+        **versions,
         "model": model_info(model),
-        "how_to_feed": how_to_feed(model),
+        "input": "raw: " + "; ".join(preprocessing_steps(model.preprocessing)),
         "signatures": signatures,
+        "tensor_docs": {name: TENSOR_DOCS[name] for name in sorted(_tensor_names(signatures)) if name in TENSOR_DOCS},
     }
 
 
-def how_to_feed(model):
-    """Plain-language steps from raw data to the input `x`, and what comes out."""
+def _tensor_names(signatures):
+    return {name for spec in signatures.values() for side in ("inputs", "outputs") for name in spec[side]}
+
+
+def preprocessing_steps(preprocessing):
+    """What the graph does to raw x before the network, in words."""
+    prep = preprocessing or {}
     steps = []
-    prep = model.preprocessing or {}
     if "offset" in prep or "divisor" in prep:
         steps.append(
             f"x = (raw - offset) / divisor with offset={_short(prep.get('offset', 0.0))}, "
-            f"divisor={_short(prep.get('divisor', 1.0))} (per feature if lists)"
+            f"divisor={_short(prep.get('divisor', 1.0))} (per feature if lists; a divisor of 0 counts as 1)"
         )
     if prep.get("binarize_threshold") is not None:
         steps.append(f"then x = 1.0 where x > {prep['binarize_threshold']} else 0.0")
-    if not prep:
-        steps.append("x is fed as is (the model records no preprocessing)")
-    shape = ", ".join(str(size) for size in model.event_shape)
-    steps.append(f"feed x as float32 of shape (batch, {shape}); any batch size")
-    if model.num_classes:
-        steps.append(f"feed labels as int32 class ids of shape (batch,), in [0, {model.num_classes})")
-    steps.append("int8 tensors (if any): convert with their quantization scale and zero_point")
-    steps.append("posterior sigma = exp(z_log_sigma); a latent sample is z = z_mean + sigma * N(0, 1)")
+    if not steps:
+        steps.append("none (the model records no preprocessing: x is fed as the model was trained on it)")
     return steps
 
 
-def dumps(metadata):
-    """The metadata as indented JSON text."""
-    return json.dumps(metadata, indent=2, sort_keys=False) + "\n"
+def dumps(metadata, indent=2):
+    """The metadata as JSON text (`indent=None`: one compact line)."""
+    separators = None if indent else (",", ":")
+    return json.dumps(metadata, indent=indent, separators=separators) + ("\n" if indent else "")
+
+
+def embed(content, metadata):
+    """A copy of the `.tflite` bytes `content` carrying `metadata` in its `metadata` list.
+
+    An earlier `"tfvae"` entry is replaced; the converter's own entries
+    (`min_runtime_version`, `CONVERSION_METADATA`) are kept.
+
+    Args:
+        content: the model's bytes.
+        metadata: a JSON-serializable dict.
+
+    Returns:
+        The new model's bytes.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    model.metadata = [entry for entry in (model.metadata or []) if _name(entry.name) != TFLITE_METADATA_NAME]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(dumps(metadata, indent=None).encode("utf-8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = TFLITE_METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(content) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def from_tflite(content):
+    """The metadata embedded in `.tflite` bytes, or None if there is none."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(content), 0)
+    for index in range(model.MetadataLength()):
+        entry = model.Metadata(index)
+        if _name(entry.Name()) == TFLITE_METADATA_NAME:
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            return json.loads(bytes(data).decode("utf-8"))
+    return None
 
 
 def read(path):
-    """Reads the metadata of an artifact.
+    """Reads the metadata of an artifact, without TensorFlow.
 
     Args:
         path: a SavedModel directory or a `.tflite` file written by `export`.
@@ -156,16 +253,30 @@ def read(path):
         The metadata dict.
 
     Raises:
-        FileNotFoundError: if the artifact has no metadata.
+        FileNotFoundError: if there is no such artifact, or it carries no
+            tfvae metadata.
 
     Example:
 
-    >>> export.metadata.read("runs/digits/export/encoder_int8.tflite")["signatures"]["encode"]["inputs"]
+    >>> export.metadata.read("runs/digits/export/vae_int8.tflite")["score_thresholds"]
     """
-    path = pathlib.Path(path)
-    source = asset_path(path) if path.is_dir() else sidecar_path(path)
-    with open(source) as handle:
-        return json.load(handle)
+    path = pathlib.Path(os.fspath(path))
+    if path.is_dir():
+        with open(asset_path(path)) as handle:
+            return json.load(handle)
+    with open(path, "rb") as handle:
+        content = handle.read()
+    try:
+        found = from_tflite(content)
+    except Exception as error:  # noqa: BLE001 - a flatbuffer parser fails in many ways on foreign bytes
+        raise FileNotFoundError(f"{os.fspath(path)!r} is not a LiteRT (.tflite) model: {error}") from None
+    if found is None:
+        raise FileNotFoundError(f"{os.fspath(path)!r} carries no tfvae metadata (not written by tfvae's export)")
+    return found
+
+
+def _name(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _short(value):

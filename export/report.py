@@ -1,4 +1,4 @@
-"""What an export produced: size, signatures, ops and parity with the Keras model.
+"""What an export produced: size, signatures, ops, parity with the Keras model, score thresholds.
 
 `saved_model()` and `tflite()` return an `ExportReport`; `str(report)` is a
 readable summary and `format_table(reports)` puts several side by side (the
@@ -11,6 +11,8 @@ a quantized encoder, the error of `z_mean` is also given in units of the
 posterior's standard deviation, |dz_mean| / exp(z_log_sigma) (max and mean
 over all rows and latent dimensions): below 0.1 means the quantization
 moves an embedding by less than a tenth of the model's own uncertainty.
+For `score`, the Spearman rank correlation with Keras' score says whether
+the artifact orders inputs as the model does (what anomaly detection needs).
 """
 
 import dataclasses
@@ -30,6 +32,8 @@ class ParityRow:
         reference_max: max |keras|, the output's scale.
         sigma_max, sigma_mean: for `z_mean` of quantized encoders, the error
             in units of the posterior sigma; None otherwise.
+        max_relative_error: max |exported - keras| / |keras|, for `score`.
+        spearman: Spearman rank correlation with Keras, for `score`.
     """
 
     signature: str
@@ -38,6 +42,8 @@ class ParityRow:
     reference_max: float
     sigma_max: float = None
     sigma_mean: float = None
+    max_relative_error: float = None
+    spearman: float = None
 
 
 @dataclasses.dataclass
@@ -54,6 +60,8 @@ class ExportReport:
         parity_data: what the parity was measured on, e.g. `"360 rows of parity_data"`.
         metadata_path: where the metadata JSON was written.
         part, quantize, int8_io: the LiteRT options (None for a SavedModel).
+        thresholds: the score thresholds stored in the metadata (see
+            `export.metadata.score_thresholds`), or None.
     """
 
     path: str
@@ -67,6 +75,7 @@ class ExportReport:
     part: str = None
     quantize: str = None
     int8_io: bool = None
+    thresholds: dict = None
 
     @property
     def name(self):
@@ -94,6 +103,8 @@ class ExportReport:
             f"parity with the Keras model on {self.parity_data}:",
             *("  " + line for line in _parity_table(self.parity)),
         ]
+        if self.thresholds:
+            lines.append(format_thresholds(self.thresholds))
         return "\n".join(lines)
 
 
@@ -117,8 +128,28 @@ def compare(signature, reference, exported, sigma_units=False):
         if sigma_units and output == "z_mean":
             relative = error / np.exp(reference["z_log_sigma"].astype(np.float64))
             row.sigma_max, row.sigma_mean = _max(relative), float(np.mean(relative))
+        if output == "score":
+            row.max_relative_error = _max(error / np.maximum(np.abs(expected), 1e-30))
+            row.spearman = spearman(exported[output], expected)
         rows.append(row)
     return rows
+
+
+def spearman(a, b):
+    """The Spearman rank correlation of two 1-D arrays (ties get their average rank)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:  # undefined: report it as such, without a warning
+        return float("nan")
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def format_thresholds(thresholds):
+    """`"score thresholds (...): FPR 1% -> 41.2, FPR 5% -> 33.0; flag score > threshold"`."""
+    values = ", ".join(f"FPR {float(rate):.0%} -> {value:.4g}"
+                       for rate, value in thresholds["by_false_positive_rate"].items())
+    return f"score thresholds on {thresholds['computed_on']}: {values}; flag an input when score > threshold"
 
 
 def check_plausible(rows, relative_limit, what):
@@ -154,7 +185,7 @@ def format_table(reports):
         The table as a string, one row per artifact and output.
     """
     float_sizes = {r.part: r.size_bytes for r in reports if r.format == "tflite" and r.quantize is None}
-    header = ("artifact", "size", "vs float32", "output", "max |err|", "z_mean err / sigma (max, mean)")
+    header = ("artifact", "size", "vs float32", "output", "max |err|", _NOTE)
     rows = []
     for report in reports:
         base = float_sizes.get(report.part) if report.format == "tflite" else None
@@ -167,7 +198,7 @@ def format_table(reports):
                 ratio if first else "",
                 f"{row.signature}.{row.output}",
                 f"{row.max_abs_error:.2e}",
-                f"{row.sigma_max:.4f}, {row.sigma_mean:.4f}" if row.sigma_max is not None else "",
+                _note(row),
             ))
     return "\n".join(_columns([header] + rows))
 
@@ -184,18 +215,25 @@ def _max(values):
     return float(np.max(values)) if np.size(values) else 0.0
 
 
+_NOTE = "z_mean err / sigma (max, mean); score rel. err, Spearman"
+
+
+def _note(row):
+    if row.sigma_max is not None:
+        return f"{row.sigma_max:.4f}, {row.sigma_mean:.4f}"
+    if row.spearman is not None:
+        return f"{row.max_relative_error:.2e}, {row.spearman:.4f}"
+    return ""
+
+
 def _parity_table(rows):
-    header = ("signature", "output", "max |err|", "z_mean err / sigma (max, mean)")
-    body = [
-        (row.signature, row.output, f"{row.max_abs_error:.2e}",
-         f"{row.sigma_max:.4f}, {row.sigma_mean:.4f}" if row.sigma_max is not None else "")
-        for row in rows
-    ]
+    header = ("signature", "output", "max |err|", _NOTE)
+    body = [(row.signature, row.output, f"{row.max_abs_error:.2e}", _note(row)) for row in rows]
     return _columns([header] + body)
 
 
 def _columns(rows):
-    if not any(row[-1] for row in rows[1:]):  # no sigma column without quantized encoders
+    if not any(row[-1] for row in rows[1:]):  # no note column without quantized encoders or scores
         rows = [row[:-1] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

@@ -47,25 +47,32 @@ def test_all_writes_every_artifact_and_one_table(run_dir):
     assert done.stderr == ""  # TensorFlow's log lines are kept out of the user's way
     out = run_dir / "export"
     assert sorted(os.listdir(out)) == [
-        "decoder.tflite", "decoder.tflite.json", "encoder.tflite", "encoder.tflite.json",
-        "encoder_int8.tflite", "encoder_int8.tflite.json", "saved_model",
-    ]
+        "decoder.tflite", "encoder.tflite", "encoder_int8.tflite", "saved_model", "score.tflite",
+        "score_int8.tflite", "vae.tflite", "vae_int8.tflite",
+    ]  # no sidecars: each file carries its metadata
     assert (out / "saved_model" / "assets" / "tfvae.json").is_file()
     lines = done.stdout.splitlines()
-    assert sum(line.startswith("[") and "done" in line for line in lines) == 4  # one progress line per artifact
-    table = [line for line in lines if not line.startswith(("[", "parity on"))]
+    assert sum(line.startswith("[") and "done" in line for line in lines) == 8  # one progress line per artifact
+    table = [line for line in lines if not line.startswith(("[", "parity on", "score thresholds"))]
     assert table[0].split()[:2] == ["artifact", "size"]
-    for name in ("SavedModel", "encoder float32", "encoder int8", "decoder float32"):
+    names = ("SavedModel", "vae float32", "vae int8", "encoder float32", "encoder int8", "score float32",
+             "score int8", "decoder float32")
+    for name in names:
         assert sum(line.startswith(name) for line in table) == 1
     assert "360 rows of the digits test split" in done.stdout and "1437 rows" in done.stdout
-    errors = {}  # artifact -> the "max |err|" cells of its rows
+    errors = {}  # artifact -> the "max |err|" cells of its rows, the score's relative error instead of its absolute
     for line in table[1:]:
         if not line.startswith(" "):
             artifact = line.split("  ")[0]
-        errors.setdefault(artifact, []).append(float(re.findall(r"\d\.\d+e[-+]\d+", line)[0]))
-    for name in ("SavedModel", "encoder float32", "decoder float32"):
+        numbers = re.findall(r"\d\.\d+e[-+]\d+", line)
+        errors.setdefault(artifact, []).append(float(numbers[1] if "score.score" in line else numbers[0]))
+    for name in ("SavedModel", "vae float32", "encoder float32", "score float32", "decoder float32"):
         assert errors[name] and max(errors[name]) <= 1e-5, (name, errors[name])
     assert len(errors["SavedModel"]) == 8  # 6 signatures, encode/serving_default with 2 outputs each
+    assert len(errors["vae int8"]) == 6  # 5 signatures, encode with 2 outputs
+    thresholds = metadata.read(out / "vae_int8.tflite")["score_thresholds"]
+    assert thresholds["computed_on"] == "360 rows of the digits test split"
+    assert f"{thresholds['by_false_positive_rate']['0.01']:.4g}" in lines[-1] and "score > threshold" in lines[-1]
 
 
 def test_all_refuses_to_overwrite_then_overwrites(run_dir):
@@ -150,9 +157,9 @@ def test_bad_input_is_one_line(run_dir, tmp_path, args, words):
 def test_bad_data_after_loading_is_one_line(run_dir, tmp_path):
     np.save(tmp_path / "narrow.npy", np.zeros((20, 5)))
     done = _command("tflite", run_dir / "model.keras", "--out", tmp_path / "e.tflite", "--data", tmp_path / "narrow.npy")
-    assert done.returncode == 1
+    assert done.returncode == 2  # bad input (see tfvae._cli)
     assert len(done.stderr.splitlines()) == 1, done.stderr
-    assert "--data" in done.stderr and "(n, 64)" in done.stderr and "Traceback" not in done.stderr
+    assert "--data" in done.stderr and "(batch, 64)" in done.stderr and "Traceback" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["narrow.npy"]
 
 

@@ -1,4 +1,8 @@
-"""export.saved_model: signatures, parity in a fresh process, metadata, atomic writes, checks."""
+"""export.saved_model: signatures, raw input, parity in a fresh process, metadata, atomic writes, checks.
+
+The models are trained on binarized digits with their preprocessing recorded; the SavedModel
+takes RAW digits (0..16) and applies it, so feeds here are raw and Keras gets them preprocessed.
+"""
 
 import json
 import os
@@ -36,9 +40,15 @@ def models(digits):
 
 
 @pytest.fixture(scope="module")
-def exported(models, digits, tmp_path_factory):
+def raw_digits():
+    """The digits split of the `digits` fixture, raw pixel values 0..16."""
+    return tfvae.datasets.load("digits", scale=False)
+
+
+@pytest.fixture(scope="module")
+def exported(models, raw_digits, tmp_path_factory):
     """Each model exported once: {name: (path, report)}."""
-    _, (x_test, y_test) = digits
+    _, (x_test, y_test) = raw_digits
     root = tmp_path_factory.mktemp("saved_models")
     return {
         "plain": (root / "plain", export.saved_model(models["plain"], root / "plain", parity_data=x_test)),
@@ -49,9 +59,9 @@ def exported(models, digits, tmp_path_factory):
     }
 
 
-def _feeds(model, x, labels):
-    """Inputs of every signature, 64 rows, from the test split."""
-    result = {"x": x[:64], "z": np.asarray(model.encode(x[:64], None if labels is None else labels[:64])[0])}
+def _feeds(model, raw, x, labels):
+    """Inputs of every signature, 64 rows, from the test split (raw x; z from Keras on preprocessed x)."""
+    result = {"x": raw[:64], "z": np.asarray(model.encode(x[:64], None if labels is None else labels[:64])[0])}
     result["epsilon"] = np.random.default_rng(1).standard_normal((64, model.latent_dim)).astype("float32")
     if labels is not None:
         result["labels"] = labels[:64].astype("int32")
@@ -79,13 +89,14 @@ _FRESH_PROCESS = textwrap.dedent(
 )
 
 
-def test_fresh_process_matches_keras_for_every_signature(models, exported, digits, tmp_path):
+def test_fresh_process_matches_keras_for_every_signature(models, exported, digits, raw_digits, tmp_path):
     _, (x_test, y_test) = digits
+    _, (raw_test, _) = raw_digits
     script = tmp_path / "load.py"
     script.write_text(_FRESH_PROCESS)
     for name, model in models.items():
         labels = y_test if model.num_classes else None
-        feeds = _feeds(model, x_test, labels)
+        feeds = _feeds(model, raw_test, x_test, labels)
         np.savez(tmp_path / f"{name}_feeds.npz", **feeds)
         out = tmp_path / f"{name}_out.npz"
         done = subprocess.run(
@@ -107,11 +118,12 @@ def test_fresh_process_matches_keras_for_every_signature(models, exported, digit
                     np.testing.assert_allclose(got, value, rtol=0, atol=TOLERANCE, err_msg=f"{name} {signature}")
 
 
-def test_keras_reference_is_the_public_api(models, digits):
-    """The reference the parity uses is the model's own methods, e.g. score = -elbo(sample=False)."""
+def test_keras_reference_is_the_public_api(models, digits, raw_digits):
+    """The reference the parity uses is the model's own methods on preprocessed x, e.g. score = -elbo(sample=False)."""
     _, (x_test, _) = digits
+    _, (raw_test, _) = raw_digits
     model = models["plain"]
-    score = _endpoints.reference(model, _endpoints.SCORE, {"x": x_test[:5]})["score"]
+    score = _endpoints.reference(model, _endpoints.SCORE, {"x": raw_test[:5]})["score"]
     np.testing.assert_allclose(score, -np.asarray(model.elbo(x_test[:5], sample=False)), atol=1e-6)
     sample = _endpoints.reference(model, _endpoints.SAMPLE, {"epsilon": np.zeros((2, 3), "float32")})["x_mean"]
     np.testing.assert_allclose(sample, model.decode(np.zeros((2, 3), "float32")), atol=1e-6)
@@ -145,7 +157,10 @@ def test_metadata_asset(exported):
     assert set(info["signatures"]) == SIGNATURES
     x = info["signatures"]["encode"]["inputs"]["x"]
     assert x["shape"] == [-1, 64] and x["dtype"] == "float32" and x["quantization"] is None
-    assert any("divisor" in step for step in info["how_to_feed"])
+    assert "divisor=16.0" in info["input"] and "x > 0.5" in info["input"]
+    thresholds = info["score_thresholds"]
+    assert thresholds["computed_on"] == "360 rows of parity_data"
+    assert thresholds["by_false_positive_rate"]["0.01"] >= thresholds["by_false_positive_rate"]["0.05"]
 
 
 def test_existing_directory_needs_overwrite(models, exported):
@@ -224,7 +239,7 @@ def test_garbage_outputs_are_refused(models, tmp_path, monkeypatch):
         (dict(path=3), TypeError, ["path", "Received: path=3"]),
         (dict(path=""), ValueError, ["path", "non-empty"]),
         (dict(overwrite="yes"), TypeError, ["overwrite", "True or False"]),
-        (dict(parity_data=np.zeros((4, 5))), ValueError, ["parity_data", "(n, 64)", "(4, 5)"]),
+        (dict(parity_data=np.zeros((4, 5))), ValueError, ["parity_data", "(batch, 64)", "(4, 5)"]),
     ],
 )
 def test_bad_arguments(models, tmp_path, kwargs, error, words):
@@ -243,8 +258,8 @@ def test_path_to_existing_file_is_refused(models, tmp_path):
     assert (tmp_path / "file").read_text() == "not a directory"
 
 
-def test_conditional_needs_labels_in_parity_data(models, tmp_path, digits):
-    _, (x_test, _) = digits
+def test_conditional_needs_labels_in_parity_data(models, tmp_path, raw_digits):
+    _, (x_test, _) = raw_digits
     with pytest.raises(ValueError, match="parity_data"):
         export.saved_model(models["conditional"], tmp_path / "sm", parity_data=x_test)
 

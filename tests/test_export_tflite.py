@@ -1,6 +1,9 @@
-"""export.tflite: every variant in the LiteRT interpreter, parity, Flex refusal, metadata, atomic writes."""
+"""export.tflite: every variant in the LiteRT interpreter, raw input, parity, Flex refusal, metadata, atomic writes.
 
-import json
+The models are trained on binarized digits and exported with their preprocessing, so the
+.tflite files take RAW digits (0..16) and Keras gets the same rows preprocessed.
+"""
+
 import os
 
 import keras
@@ -54,15 +57,21 @@ def _trained(x, labels=None, epochs=3, **options):
 
 
 @pytest.fixture(scope="module")
+def raw_digits():
+    """The digits split of the `digits` fixture, raw pixel values 0..16 (what the files take)."""
+    return tfvae.datasets.load("digits", scale=False)
+
+
+@pytest.fixture(scope="module")
 def model(digits):
     (x_train, _), _ = digits
     return _trained(x_train)
 
 
 @pytest.fixture(scope="module")
-def variants(model, digits, tmp_path_factory):
+def variants(model, raw_digits, tmp_path_factory):
     """Every variant written once: {name: (path, report)}."""
-    (x_train, _), (x_test, _) = digits
+    (x_train, _), (x_test, _) = raw_digits
     root = tmp_path_factory.mktemp("tflite")
     result = {}
     for name, (part, quantize, int8_io) in VARIANTS.items():
@@ -75,7 +84,7 @@ def variants(model, digits, tmp_path_factory):
 
 
 def _run(path, inputs):
-    """Runs a .tflite with the LiteRT interpreter, resizing to the batch and (de)quantizing per the sidecar."""
+    """Runs a .tflite with the LiteRT interpreter, resizing to the batch and (de)quantizing per its metadata."""
     info = metadata.read(path)
     (signature, spec), = info["signatures"].items()
     interpreter = Interpreter(model_path=str(path))
@@ -98,20 +107,22 @@ def _run(path, inputs):
     return signature, outputs
 
 
-def _keras_inputs(model, part, x):
+def _inputs(model, part, raw, x):
+    """The file's inputs (raw x) and Keras' (preprocessed x)."""
     if part == "encoder":
-        return {"x": x}
+        return {"x": raw}, {"x": x}
     z_mean = np.asarray(model.encode(x)[0])
     prior = np.random.default_rng(0).standard_normal(z_mean.shape).astype("float32")
-    return {"z": np.concatenate([z_mean, prior])}
+    z = {"z": np.concatenate([z_mean, prior])}
+    return z, z
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_variant_runs_at_several_batch_sizes_and_matches_keras(name, variants, model, digits):
+def test_variant_runs_at_several_batch_sizes_and_matches_keras(name, variants, model, digits, raw_digits):
     _, (x_test, _) = digits
     part, quantize, _ = VARIANTS[name]
     path, _ = variants[name]
-    inputs = _keras_inputs(model, part, x_test)
+    inputs, keras_inputs = _inputs(model, part, raw_digits[1][0], x_test)
     full = {}
     for batch in BATCHES + (len(next(iter(inputs.values()))),):
         signature, outputs = _run(path, {key: value[:batch] for key, value in inputs.items()})
@@ -119,7 +130,7 @@ def test_variant_runs_at_several_batch_sizes_and_matches_keras(name, variants, m
         assert all(len(value) == batch for value in outputs.values())
         full = outputs
     if part == "encoder":
-        z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(inputs["x"]))
+        z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(keras_inputs["x"]))
         error = np.abs(full["z_mean"] - z_mean)
         log_sigma_error = np.abs(full["z_log_sigma"] - z_log_sigma)
         if quantize == "int8":
@@ -153,16 +164,20 @@ def test_reports(variants):
     assert "encoder int8" in table and "vs float32" in table and len(table.splitlines()) > len(variants)
 
 
-def test_sidecar_tells_how_to_feed(variants):
+def test_metadata_is_inside_the_file(variants):
     path, _ = variants["encoder_int8_io"]
-    assert metadata.sidecar_path(path) == path.with_name(path.name + ".json")
-    info = json.loads(metadata.sidecar_path(path).read_text())
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("encoder_int8_io")) == [path.name]
+    info = metadata.read(path)
+    assert info == metadata.from_tflite(path.read_bytes())
     assert info["artifact"] == "tflite" and info["part"] == "encoder" and info["quantize"] == "int8"
-    assert info["int8_io"] is True and info["tfvae_version"] == tfvae.__version__
+    assert info["int8_io"] is True and info["weights"] == "per-tensor" and info["tfvae_version"] == tfvae.__version__
     assert info["model"] == {
         "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
         "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
     }
+    assert "x > 0.5" in info["input"] and "divisor=16.0" in info["input"] and "raw" in info["tensor_docs"]["x"]
+    thresholds = info["score_thresholds"]["by_false_positive_rate"]
+    assert thresholds["0.01"] >= thresholds["0.05"] > 0 and "360 rows" in info["score_thresholds"]["computed_on"]
     runner = Interpreter(model_path=str(path)).get_signature_runner("encode")
     for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details())):
         for name, detail in details.items():
@@ -177,19 +192,20 @@ def test_sidecar_tells_how_to_feed(variants):
     assert float_info["signatures"]["decode"]["outputs"]["x_mean"]["shape"] == [-1, 64]
 
 
-def test_conditional_model_takes_labels(digits, tmp_path):
+def test_conditional_model_takes_labels(digits, raw_digits, tmp_path):
     (x_train, y_train), (x_test, y_test) = digits
+    (raw_train, _), (raw_test, _) = raw_digits
     model = _trained(x_train, y_train, epochs=2, num_classes=10)
     labels = y_test.astype("int32")
     z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(x_test, labels))
     for part, quantize in (("encoder", None), ("decoder", None), ("encoder", "int8"), ("decoder", "int8")):
         path = tmp_path / f"{part}_{quantize}.tflite"
         export.tflite(model, path, part=part, quantize=quantize,
-                      representative_data=(x_train, y_train), parity_data=(x_test, y_test))
+                      representative_data=(raw_train, y_train), parity_data=(raw_test, y_test))
         (signature, spec), = metadata.read(path)["signatures"].items()
         assert spec["inputs"]["labels"]["dtype"] == "int32" and spec["inputs"]["labels"]["shape"] == [-1]
         if part == "encoder":
-            _, outputs = _run(path, {"x": x_test, "labels": labels})
+            _, outputs = _run(path, {"x": raw_test, "labels": labels})
             error = np.abs(outputs["z_mean"] - z_mean)
             if quantize is None:
                 assert error.max() <= FLOAT32
@@ -238,7 +254,7 @@ def test_int8_needs_representative_data(model, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error, words",
     [
-        (dict(part="both"), ValueError, ["`part`", "'encoder'", "'decoder'", "part='both'"]),
+        (dict(part="both"), ValueError, ["`part`", "'encoder'", "'decoder'", "'score'", "'vae'", "part='both'"]),
         (dict(part=None), ValueError, ["`part`", "part=None"]),
         (dict(quantize="int4"), ValueError, ["`quantize`", "'float16'", "quantize='int4'"]),
         (dict(quantize=8), ValueError, ["`quantize`", "quantize=8"]),
@@ -246,9 +262,12 @@ def test_int8_needs_representative_data(model, tmp_path):
         (dict(path="encoder.onnx"), ValueError, ["`path`", ".tflite", "encoder.onnx"]),
         (dict(int8_io=True), ValueError, ["`int8_io`", "quantize='int8'"]),
         (dict(int8_io="yes"), TypeError, ["`int8_io`", "True or False"]),
+        (dict(part="vae", quantize="int8", int8_io=True, representative_data=np.zeros((4, 64))), ValueError,
+         ["`int8_io`", "part='vae'"]),
+        (dict(per_channel=1), TypeError, ["`per_channel`"]),
         (dict(overwrite=1), TypeError, ["`overwrite`"]),
         (dict(quantize="int8", representative_data=np.zeros((10, 63))), ValueError,
-         ["`representative_data`", "(n, 64)", "(10, 63)"]),
+         ["`representative_data`", "(batch, 64)", "(10, 63)"]),
         (dict(representative_data="digits"), TypeError, ["`representative_data`", "numeric"]),
         (dict(parity_data=np.full((3, 64), np.nan)), ValueError, ["`parity_data`", "finite"]),
         (dict(model="model.keras"), TypeError, ["`model`", "tfvae.VAE", "load_model"]),
@@ -276,14 +295,9 @@ def test_overwrite(model, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export.tflite(model, path, quantize="float16")
     assert _files(tmp_path) == before
-    metadata.sidecar_path(path).unlink()  # a stray sidecar alone also needs overwrite
-    metadata.sidecar_path(path).write_text("{}")
-    path.unlink()
-    with pytest.raises(FileExistsError, match="overwrite"):
-        export.tflite(model, path)
     report = export.tflite(model, path, quantize="float16", overwrite=True)
     assert metadata.read(path)["quantize"] == "float16" and os.path.getsize(path) == report.size_bytes
-    assert sorted(os.listdir(tmp_path)) == ["e.tflite", "e.tflite.json"]
+    assert sorted(os.listdir(tmp_path)) == ["e.tflite"]
 
 
 def test_failure_mid_write_leaves_old_artifact(model, tmp_path, monkeypatch):
@@ -303,27 +317,6 @@ def test_failure_mid_write_leaves_old_artifact(model, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         export.tflite(model, tmp_path / "fresh.tflite")
     assert _files(tmp_path) == before
-
-
-def test_failure_between_the_two_renames_rolls_back(model, tmp_path, monkeypatch):
-    """The .tflite is in place, then the sidecar's rename fails: both old files come back."""
-    path = tmp_path / "e.tflite"
-    export.tflite(model, path)
-    before = _files(tmp_path)
-    real_replace = os.replace
-    failures = []
-
-    def replace(source, target):
-        if os.fspath(target) == os.fspath(metadata.sidecar_path(path)) and ".tmp-" in os.fspath(source) \
-                and not failures:
-            failures.append(source)
-            raise OSError(5, "Input/output error")
-        return real_replace(source, target)
-
-    monkeypatch.setattr(_atomic.os, "replace", replace)
-    with pytest.raises(OSError, match="Input/output"):
-        export.tflite(model, path, quantize="float16", overwrite=True)
-    assert failures and _files(tmp_path) == before
 
 
 def _files(directory):

@@ -2,7 +2,7 @@
 
 Each either returns finite numbers of the right shape or raises its documented
 error; the raw LiteRT interpreter, which checks almost nothing, does exactly
-what tfvae/litert_runner.py documents, and `LiteRTRunner` holds it to the
+what export/litert_runner.py documents, and `LiteRTRunner` holds it to the
 contract of `VAE.encode`.
 """
 
@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 import export
 import tfvae
-from tfvae.litert_runner import LiteRTRunner
+from export.litert_runner import LiteRTRunner
 
 WIDTH, LATENT = 6, 2
 EXAMPLES = settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -181,7 +181,7 @@ def test_litert_runner_checks_the_labels_of_a_conditional_model(tmp_path):
     x, labels = np.random.default_rng(0).random((4, WIDTH)).astype("float32"), np.array([0, 1, 2, 0])
     export.tflite(model, tmp_path / "encoder.tflite", part="encoder", parity_data=(x, labels))
     runner = LiteRTRunner(tmp_path / "encoder.tflite")
-    assert runner.num_classes == 3  # from the sidecar
+    assert runner.num_classes == 3  # from the metadata inside the file
     np.testing.assert_allclose(runner(x=x, labels=labels)["z_mean"], model.encode(x, labels)[0], atol=1e-5)
     for bad in ([0, 1, 3, 0], [0, 1, 2], [0, 1, 0.5, 0], [0, -1, 0, 0]):
         with pytest.raises(ValueError, match=r"`labels`.*4 integer class ids in \[0, 3\)"):

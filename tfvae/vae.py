@@ -8,6 +8,9 @@ from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses
 from tfvae.epoch_loop import EpochLoop
 from tfvae.latent import GaussianLatent, standard_normal_prior
 
+#: Entry-point group of the formats `VAE.export` writes (declared by the `export` package in setup.py).
+EXPORT_FORMATS_GROUP = "tfvae.export_formats"
+
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class VAE(EpochLoop, keras.Model):
@@ -528,6 +531,63 @@ class VAE(EpochLoop, keras.Model):
     @tf.function(reduce_retracing=True)
     def _log_weights_chunk(self, x, one_hot, k, seed=None):
         return self.log_importance_weights(x, k, labels=one_hot, seed=seed)
+
+    # ------------------------------------------------------------- export
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' `Model.export`, writing tfvae's serving artifacts.
+
+        `format="tf_saved_model"` writes the SavedModel of
+        `export.saved_model` (signatures encode, decode, reconstruct, score,
+        sample and serving_default); `format="litert"` writes the
+        five-signature LiteRT model of `export.tflite(..., part="vae")`. Both
+        take raw x (the graph applies `preprocessing`), carry their metadata
+        and are checked against this model before they are written. The
+        formats are plugins found under the entry-point group
+        `tfvae.export_formats` (the `export` package of this project
+        registers both), so `tfvae` does not depend on `export`.
+
+        Args:
+            filepath: the SavedModel directory or the `.tflite` file.
+            format: `"tf_saved_model"` or `"litert"`.
+            verbose: print the export report (size, signatures, parity
+                with Keras); None means True.
+            input_signature: must be None (the signatures are tfvae's own).
+            **kwargs: options of the format: `overwrite` (default True, as
+                Keras), `parity_data` (raw data training did not use: parity
+                and score thresholds); for `"litert"` also `quantize` (None,
+                `"float16"`, `"dynamic"`, `"int8"`), `representative_data`
+                (raw training data, required for int8) and `per_channel`.
+
+        Returns:
+            The `export.ExportReport` of the artifact.
+
+        Raises:
+            ValueError: for another format (Keras' `"onnx"`, `"openvino"`,
+                `"torch"` are not supported: the message says what to use),
+                or no installed exporter.
+
+        Example:
+
+        >>> model.export("out/saved_model")
+        >>> model.export("out/vae_int8.tflite", format="litert", quantize="int8",
+        ...              representative_data=x_train_raw, parity_data=x_test_raw)
+        """
+        from importlib import metadata as importlib_metadata
+
+        formats = {entry.name: entry for entry in importlib_metadata.entry_points(group=EXPORT_FORMATS_GROUP)}
+        if format not in formats:
+            known = sorted(formats) or ["tf_saved_model", "litert"]
+            hint = (
+                "For ONNX or OpenVINO, export format='tf_saved_model' and convert the SavedModel with that "
+                "tool's TensorFlow importer (for example tf2onnx); its signatures take raw x"
+                if format in ("onnx", "openvino", "torch") else ""
+            )
+            if not formats:
+                hint = ("No exporter is installed: install tfvae with its `export` package "
+                        "(pip install -e . from the project)")
+            raise ValueError(_checks.invalid("format", f"one of {known}", format, hint))
+        return formats[format].load()(self, filepath, verbose=verbose, input_signature=input_signature, **kwargs)
 
     # ------------------------------------------------------ serialization
 

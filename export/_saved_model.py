@@ -8,8 +8,11 @@ input `(batch,)` of class ids for conditional models):
     encode           x       float32 (b, *event)     z_mean, z_log_sigma  float32 (b, latent)
     decode           z       float32 (b, latent)     x_mean               float32 (b, *event)
     reconstruct      x       float32 (b, *event)     x_mean               float32 (b, *event)
-    sample           epsilon float32 (b, latent)     x_mean               float32 (b, *event)
     score            x       float32 (b, *event)     score                float32 (b,)
+    sample           epsilon float32 (b, latent)     x_mean               float32 (b, *event)
+
+x is RAW data (digits: pixel values 0..16): the graph applies the model's
+preprocessing, which the metadata records.
 
 `sample` decodes z = epsilon (the prior is N(0, I)): the client draws the
 noise, so samples are reproducible. `score` is the negative ELBO with
@@ -21,9 +24,9 @@ import collections
 
 import tensorflow as tf
 
-import export as _package
-from export import _checks, _data, _endpoints, metadata, report
-from tfvae import _atomic
+import tfvae
+from export import _endpoints, _examples, metadata, report
+from tfvae import _atomic, _checks
 
 #: Largest parity error accepted before refusing to write, relative to max(1, |output|).
 _PLAUSIBLE = 1e-3
@@ -43,8 +46,9 @@ def saved_model(model, path, *, overwrite=False, parity_data=None):
         model: a `tfvae.VAE`.
         path: the directory to create.
         overwrite: replace an existing directory at `path`.
-        parity_data: optional `x` or `(x, labels)` to measure parity on
-            (e.g. the test split); default: 64 synthetic rows.
+        parity_data: optional raw `x` or `(x, labels)` to measure parity on
+            and compute the score thresholds from (data training did not
+            use, e.g. the test split); default: 64 synthetic rows, no thresholds.
 
     Returns:
         An `export.report.ExportReport`.
@@ -58,44 +62,51 @@ def saved_model(model, path, *, overwrite=False, parity_data=None):
 
     Example:
 
-    >>> report = export.saved_model(model, "out/saved_model", parity_data=x_test)
+    >>> report = export.saved_model(model, "out/saved_model", parity_data=x_test_raw)
     >>> print(report)
     >>> served = tf.saved_model.load("out/saved_model")
-    >>> served.signatures["encode"](x=tf.constant(x_test))["z_mean"]
+    >>> served.signatures["score"](x=tf.constant(x_test_raw))["score"]
     """
-    model = _checks.vae(model)
+    model = _checks.instance("model", model, tfvae.VAE, "a tfvae.VAE (from tfvae.mlp_vae, tfvae.conv_vae or "
+                             "tfvae.load_model('model.keras'))", "Load a saved model with `tfvae.load_model(path)` first")
     path = _checks.path("path", path, "directory")
     overwrite = _checks.boolean("overwrite", overwrite)
-    examples, parity_source = _data.parity_examples(model, parity_data)
+    examples, parity_source = _examples.parity_examples(model, parity_data)
     _atomic.check_targets([path], overwrite)
     with _atomic.Staging([path], overwrite) as staging:
         staged = staging.temp(path)
         _endpoints.archive(model, _endpoints.SAVED_MODEL).write_out(str(staged), verbose=False)
         loaded = tf.saved_model.load(str(staged))
-        rows = _parity(model, loaded, examples)
+        rows, scores = _parity(model, loaded, examples)
         report.check_plausible(rows, _PLAUSIBLE, "SavedModel")
+        thresholds = None if parity_data is None else metadata.score_thresholds(scores, parity_source)
         signatures = {name: _describe(function) for name, function in loaded.signatures.items()}
-        info = metadata.build(model, "saved_model", signatures, tags=["serve"])
+        versions = {"tfvae_version": tfvae.__version__, "tensorflow_version": tf.__version__}
+        info = metadata.build(model, "saved_model", signatures, versions, tags=["serve"],
+                              score_thresholds=thresholds)
         metadata.asset_path(staged).parent.mkdir(exist_ok=True)
         _atomic.write_text(metadata.asset_path(staged), metadata.dumps(info))
         op_counts = _ops(loaded)
         size = _atomic.tree_size(staged)
     return report.ExportReport(
         path=str(path), format="saved_model", size_bytes=size, signatures=signatures, ops=op_counts,
-        parity=rows, parity_data=parity_source, metadata_path=str(metadata.asset_path(path)),
+        parity=rows, parity_data=parity_source, metadata_path=str(metadata.asset_path(path)), thresholds=thresholds,
     )
 
 
 def _parity(model, loaded, examples):
-    rows = []
+    rows, scores = [], None
     endpoints = {endpoint.name: endpoint for endpoint in _endpoints.SAVED_MODEL}
     endpoints["serving_default"] = _endpoints.SAVED_MODEL[0]
     for name, endpoint in endpoints.items():
         feeds = _endpoints.feeds(model, endpoint, examples)
         expected = _endpoints.reference(model, endpoint, feeds)
         outputs = loaded.signatures[name](**{key: tf.constant(value) for key, value in feeds.items()})
-        rows += report.compare(name, expected, {key: value.numpy() for key, value in outputs.items()})
-    return rows
+        outputs = {key: value.numpy() for key, value in outputs.items()}
+        rows += report.compare(name, expected, outputs)
+        if name == _endpoints.SCORE.name:
+            scores = outputs["score"]
+    return rows, scores
 
 
 def _describe(function):
@@ -120,5 +131,3 @@ def _ops(loaded):
                 counts.update(node.op for node in library_function.node_def)
     return dict(counts)
 
-
-_package._make_callable(__name__)  # `export.saved_model` may be this module: make it call saved_model()

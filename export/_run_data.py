@@ -1,21 +1,22 @@
-"""The command line's `--data`: a named dataset or a file, split like `tfvae train` does.
+"""The command line's data: a run's own data or `--data`, RAW, split as training split it.
 
-`--data digits` (any name of `tfvae.datasets.NAMES`) loads the raw dataset
-with `tfvae.datasets.load` and the same train/test split as training (the
-run's seed); `--data PATH` reads a `.npy`, `.npz` or `.csv` of raw features
-with `tfvae.datasets.load_array` and splits it with
-`tfvae.datasets.split_rows`, as `tfvae.run` does. Either way the model's own `preprocessing` is then applied,
-so the data is exactly what the model was trained on. The training split
-calibrates int8 models, the test split measures parity.
+The exported graphs take raw features (they apply the model's
+preprocessing), so calibration, parity and thresholds are fed raw rows:
+`--data digits` (any name of `tfvae.datasets.NAMES`) is the raw dataset
+with the split of `tfvae.datasets.load` and the run's seed; `--data PATH`
+reads a `.npy`, `.npz` or `.csv` with `tfvae.datasets.load_array` (no
+scaling) and splits it with `tfvae.datasets.split_rows` and
+`tfvae.run_folder.TRAIN_FRACTION`, as `tfvae.run_folder.load_data` does.
+The training split calibrates int8 models; the test split, which training
+did not use, measures parity and sets the score thresholds.
 """
 
-import json
 import os
 import pathlib
 
 import numpy as np
 
-from export import _checks
+from tfvae import _checks
 
 #: File extensions `--data` accepts.
 EXTENSIONS = (".npy", ".npz", ".csv")
@@ -36,19 +37,8 @@ def check_spec(spec):
     return spec
 
 
-def run_options(model_path):
-    """The `run.json` written by `tfvae train` beside `model_path`, or {}."""
-    path = pathlib.Path(model_path).parent / "run.json"
-    try:
-        with open(path) as handle:
-            options = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return options if isinstance(options, dict) else {}
-
-
 def load(spec, model, seed=0):
-    """Loads `--data` for `model`.
+    """Loads `--data` for `model`, raw.
 
     Args:
         spec: a dataset name or a file path (see `check_spec`).
@@ -56,11 +46,11 @@ def load(spec, model, seed=0):
         seed: the split's seed (the run's `seed`).
 
     Returns:
-        `(train, test, description)`: `train` and `test` are `x` or
+        `(train, test, description)`: `train` and `test` are raw `x` or
         `(x, labels)` ready for `export.tflite` / `export.saved_model`, and
         `description` names the source, e.g. `"digits"`.
     """
-    from tfvae import datasets
+    from tfvae import datasets, run_folder
 
     if pathlib.Path(spec).suffix.lower() not in EXTENSIONS and spec not in datasets.NAMES:
         raise ValueError(
@@ -68,18 +58,15 @@ def load(spec, model, seed=0):
         )
     if spec in datasets.NAMES:
         (x_train, y_train), (x_test, y_test) = datasets.load(spec, scale=False, seed=seed)
-        if not model.preprocessing:  # an older model: assume the training defaults
-            (x_train, y_train), (x_test, y_test) = datasets.load(
-                spec, binarize=model.likelihood_name == "bernoulli", seed=seed
-            )
     else:
         x, y = _read_file(spec, model)
-        train_rows, test_rows = datasets.split_rows(len(x), seed, name="--data")
+        train_rows, test_rows = datasets.split_rows(len(x), seed, run_folder.TRAIN_FRACTION, name="--data")
         x_train, x_test = x[train_rows], x[test_rows]
         y_train, y_test = (None, None) if y is None else (y[train_rows], y[test_rows])
-    x_train, x_test = (_prepare(model, part) for part in (x_train, x_test))
-    pack = (lambda x, y: x) if not model.num_classes else (lambda x, y: (x, y))
-    return pack(x_train, y_train), pack(x_test, y_test), os.path.basename(os.fspath(spec))
+    x_train, x_test = (_shaped(model, part) for part in (x_train, x_test))
+    if not model.num_classes:
+        return x_train, x_test, os.path.basename(os.fspath(spec))
+    return (x_train, y_train), (x_test, y_test), os.path.basename(os.fspath(spec))
 
 
 def _read_file(path, model):
@@ -102,11 +89,7 @@ def _read_file(path, model):
         return x, np.asarray(archive[key])
 
 
-def _prepare(model, x):
-    from tfvae import datasets
-
-    if model.preprocessing:
-        x = datasets.apply_preprocessing(x, model.preprocessing)
+def _shaped(model, x):
     size = int(np.prod(model.event_shape))
     if x.ndim >= 2 and int(np.prod(x.shape[1:])) == size:
         x = x.reshape((-1,) + tuple(model.event_shape))

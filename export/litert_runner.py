@@ -1,4 +1,4 @@
-"""Runs an exported `.tflite` encoder or decoder with the input checks of `VAE.encode`.
+"""Runs a signature of an exported `.tflite` file with the input checks of `VAE.encode`.
 
 The LiteRT interpreter checks little: a mobile runtime trusts its caller.
 What the float32 MLP encoder written by `export.tflite` does with bad input,
@@ -20,16 +20,16 @@ tests/test_properties.py), and what this runner does instead:
     finite values too large for float32  may give inf or NaN outputs             ValueError naming the row
 
 So an app must feed float32 rows of exactly the model's width with finite
-values (the sidecar's `how_to_feed` says how to preprocess them); this
-runner is the reference of those checks for Python callers, servers and
-tests.
+values (raw, as the run read them: the graph preprocesses them; the file's
+metadata says how); this runner is the reference of those checks for Python
+callers, servers and tests. It needs no TensorFlow.
 """
 
-import json
 import os
 
 import numpy as np
 
+from export import metadata
 from tfvae import _checks
 
 
@@ -39,13 +39,13 @@ class LiteRTRunner:
     Float inputs go through the checks of `VAE.encode` (shape
     `(n,) + shape`, n >= 1, numeric, finite; integers become float32), the
     `labels` of a conditional model must be n integer class ids (below
-    `num_classes`, read from the JSON sidecar if there is one), and an
+    `num_classes`, read from the file's metadata), and an
     output row that is not finite raises instead of being returned.
 
     Args:
         path: a `.tflite` file written by `export.tflite` (float32 inputs;
             an int8-input model is refused).
-        signature: the signature to run (`"encode"` or `"decode"`); default:
+        signature: the signature to run (`"encode"`, `"score"`, ...); default:
             the file's only one.
 
     Raises:
@@ -79,7 +79,8 @@ class LiteRTRunner:
             signature = signatures[0]
         _checks.one_of("signature", signature, set(signatures))
         self.path, self.signature = path, signature
-        self.num_classes = _sidecar(path).get("model", {}).get("num_classes")
+        self.metadata = metadata.from_tflite(content) or {}
+        self.num_classes = self.metadata.get("model", {}).get("num_classes")
         self._runner = interpreter.get_signature_runner(signature)
         self.inputs = self._runner.get_input_details()
         for name, detail in self.inputs.items():
@@ -87,7 +88,7 @@ class LiteRTRunner:
                 raise ValueError(
                     _checks.invalid(
                         "path", "a model with float32 inputs", path,
-                        f"Its input {name!r} is {np.dtype(detail['dtype']).name}: quantize it as its sidecar says",
+                        f"Its input {name!r} is {np.dtype(detail['dtype']).name}: quantize it as its metadata says",
                     )
                 )
 
@@ -118,32 +119,11 @@ class LiteRTRunner:
             feeds[name] = _checks.float_array(name, inputs[name], tuple(int(s) for s in detail["shape_signature"][1:]))
         rows = len(next(iter(feeds.values())))
         if "labels" in self.inputs:
-            feeds["labels"] = _class_ids(inputs["labels"], rows, np.dtype(self.inputs["labels"]["dtype"]),
-                                         self.num_classes)
+            labels = _checks.class_ids("labels", inputs["labels"], self.num_classes, rows, one_hot=False)
+            feeds["labels"] = labels.astype(np.dtype(self.inputs["labels"]["dtype"]))
         outputs = {name: np.asarray(value, np.float32) for name, value in self._runner(**feeds).items()}
         for output_name, value in sorted(outputs.items()):
             row = _checks.first_non_finite_row(value)
             if row is not None:
                 raise ValueError(_checks.overflow(next(iter(feeds)), output_name, row))
         return outputs
-
-
-def _sidecar(path):
-    """The metadata `export.tflite` writes beside the model (`PATH.json`), or {}."""
-    try:
-        with open(path + ".json") as handle:
-            metadata = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def _class_ids(labels, rows, dtype, num_classes):
-    array = np.asarray(labels)
-    limit = np.inf if num_classes is None else num_classes
-    expected = f"{rows} integer class ids" + ("" if num_classes is None else f" in [0, {num_classes})")
-    if not np.issubdtype(array.dtype, np.number) or array.shape != (rows,) or np.any(array != np.round(array)) or (
-        np.any(array < 0) or np.any(array >= limit)
-    ):
-        raise ValueError(_checks.invalid("labels", expected, f"<array of shape {array.shape} and dtype {array.dtype}>"))
-    return array.astype(dtype)

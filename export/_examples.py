@@ -1,22 +1,23 @@
-"""Example data for calibration and parity: user arrays, synthetic rows, latent points.
+"""Example rows for calibration, parity and thresholds: user arrays, synthetic rows, latent points.
 
 Data reaches the exporters as `x`, `(x, labels)` or `{"x": x, "labels": labels}`
-and is normalized here to `Examples(x, labels)`: x a float32 array of shape
-`(n,) + model.event_shape`, labels int32 class ids `(n,)` for a conditional
-model and None otherwise (labels given to an unconditional model are ignored,
-so that `(x_train, y_train)` can be passed as it comes from
-`tfvae.datasets.load`).
+and is normalized here to `Examples(x, labels)`: x a float32 array of RAW
+features of shape `(n,) + model.event_shape` (what the exported graphs take:
+they apply `model.preprocessing` themselves), labels int32 class ids `(n,)`
+for a conditional model and None otherwise (labels given to an unconditional
+model are ignored, so that `(x_train, y_train)` can be passed as it comes
+from `tfvae.datasets.load(name, scale=False)`).
 """
 
 import collections
 
 import numpy as np
 
-from export import _checks
+from tfvae import _checks, datasets
 
 Examples = collections.namedtuple("Examples", ["x", "labels"])
 
-#: Number of rows used when no data is given (uniform noise in [0, 1]).
+#: Number of rows used when no data is given (uniform noise over the range preprocessing maps to [0, 1]).
 SYNTHETIC_ROWS = 64
 
 
@@ -25,7 +26,9 @@ def as_examples(model, data, name):
 
     Args:
         model: a `tfvae.VAE`.
-        data: `x`, `(x, labels)` or `{"x": x, "labels": labels}`; x of shape
+        data: `x`, `(x, labels)` or `{"x": x, "labels": labels, "name": name}`
+            (`name` describes the data in reports and metadata, e.g.
+            `"the digits test split"`); x of shape
             `(n,) + model.event_shape`, labels class ids `(n,)` or one-hot
             rows `(n, num_classes)`.
         name: the argument's name, for error messages.
@@ -60,9 +63,15 @@ def as_examples(model, data, name):
 
 
 def synthetic(model, rows=SYNTHETIC_ROWS, seed=0):
-    """Uniform noise in [0, 1] (and random labels): parity data when none is given."""
+    """Raw rows that preprocess to uniform noise in [0, 1] (and random labels): parity data when none is given."""
     rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, (rows,) + tuple(model.event_shape)).astype(np.float32)
+    unit = rng.uniform(0.0, 1.0, (rows,) + tuple(model.event_shape)).astype(np.float32)
+    prep = model.preprocessing or {}
+    shape = tuple(model.event_shape)
+    offset, divisor = (np.asarray(prep.get(key, default), np.float32) for key, default in (("offset", 0.0),
+                                                                                        ("divisor", 1.0)))
+    offset, divisor = (value.reshape(shape) if value.size > 1 else value for value in (offset, divisor))
+    x = (unit * np.where(divisor == 0, 1, divisor) + offset).astype(np.float32)
     labels = rng.integers(0, model.num_classes, rows).astype(np.int32) if model.num_classes else None
     return Examples(x, labels)
 
@@ -86,7 +95,8 @@ def latent_points(model, examples, seed=0):
         `(z, labels)`: float32 `(3n, latent_dim)` and int32 `(3n,)` or None.
     """
     rng = np.random.default_rng(seed)
-    z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(examples.x, examples.labels))
+    x = datasets.apply_preprocessing(examples.x, model.preprocessing)
+    z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(x, examples.labels))
     noise = rng.standard_normal(z_mean.shape).astype(np.float32)
     prior = rng.standard_normal(z_mean.shape).astype(np.float32)
     z = np.concatenate([z_mean, z_mean + np.exp(z_log_sigma) * noise, prior]).astype(np.float32)
@@ -96,9 +106,10 @@ def latent_points(model, examples, seed=0):
 
 def _split(data, name):
     if isinstance(data, dict):
-        unknown = set(data) - {"x", "labels"}
+        unknown = set(data) - {"x", "labels", "name"}
         if "x" not in data or unknown:
-            raise ValueError(_checks.invalid(name, "a dict with key 'x' and optionally 'labels'", sorted(data)))
+            raise ValueError(_checks.invalid(name, "a dict with key 'x' and optionally 'labels' and 'name'",
+                                             sorted(data)))
         return data["x"], data.get("labels")
     if isinstance(data, (tuple, list)) and len(data) == 2 and not np.isscalar(data[0]) and np.ndim(data[0]) >= 2:
         return data[0], data[1]
@@ -108,43 +119,13 @@ def _split(data, name):
 def _features(model, x, name):
     if hasattr(x, "numpy"):
         x = x.numpy()
-    try:
-        array = np.asarray(x)
-    except ValueError:
-        raise ValueError(_checks.invalid(name, "a rectangular numeric array", "<ragged sequence>")) from None
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(_checks.invalid(name, "a numeric array (or (x, labels))", x))
-    expected = (None,) + tuple(model.event_shape)
-    if array.ndim != len(expected) or tuple(array.shape[1:]) != expected[1:] or len(array) == 0:
-        raise ValueError(
-            _checks.invalid(
-                name,
-                f"an array of shape (n, {', '.join(map(str, model.event_shape))}) with n >= 1, like the model's input",
-                array,
-                "Preprocess the data as for training (see model.preprocessing)",
-            )
-        )
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        row = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
-        raise ValueError(_checks.invalid(name, "finite values", f"<non-finite value in row {row}>"))
-    return array
+    return _checks.float_array(name, x, tuple(model.event_shape))
 
 
 def _class_ids(model, labels, rows, name):
     if hasattr(labels, "numpy"):
         labels = labels.numpy()
-    labels = np.asarray(labels)
-    expected = f"{rows} class ids in [0, {model.num_classes}) or {rows} one-hot rows of width {model.num_classes}"
-    if not np.issubdtype(labels.dtype, np.number) or len(labels) != rows:
-        raise ValueError(_checks.invalid(f"{name} labels", expected, labels))
-    if labels.ndim == 2 and labels.shape[1] == model.num_classes:
-        labels = labels.argmax(axis=1)
-    if labels.ndim != 1 or np.any(labels != np.round(labels)) or np.any(labels < 0) or np.any(
-        labels >= model.num_classes
-    ):
-        raise ValueError(_checks.invalid(f"{name} labels", expected, labels))
-    return labels.astype(np.int32)
+    return _checks.class_ids(f"{name} labels", labels, model.num_classes, rows)
 
 
 #: At most this many rows are used for calibration (int8) and for parity.
@@ -166,11 +147,12 @@ def parity_examples(model, parity_data, fallback=None, fallback_name=None):
         `(examples, description)`.
     """
     if parity_data is not None:
-        examples, source = as_examples(model, parity_data, "parity_data"), "parity_data"
+        examples = as_examples(model, parity_data, "parity_data")
+        source = parity_data.get("name", "parity_data") if isinstance(parity_data, dict) else "parity_data"
     elif fallback is not None:
         examples, source = fallback, fallback_name
     else:
         examples = synthetic(model)
-        return examples, f"{len(examples.x)} synthetic rows, uniform in [0, 1] (pass parity_data for real data)"
+        return examples, f"{len(examples.x)} synthetic rows (pass parity_data for real data)"
     examples = subsample(examples, PARITY_ROWS)
     return examples, f"{len(examples.x)} rows of {source}"
