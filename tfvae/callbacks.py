@@ -104,9 +104,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` whose backups survive a kill, a full disk and each other.
 
     Keras' callback rewrites `latest.weights.h5` in place: a kill or a full
-    disk during the write leaves half a file and no way to resume. Here each
-    backup is a new weights file `weights-NNNNNN.weights.h5` written to a
-    temporary sibling, flushed and renamed, and then `training_metadata.json`
+    disk during the write leaves half a file and no way to resume (and h5py
+    crashes the process with a segmentation fault when the disk fills up
+    while it writes). Here each backup is a new file `weights-NNNNNN.npz`
+    holding the model's variables and the optimizer's (numpy, built in
+    memory: a full disk is a plain `OSError`), written to a temporary
+    sibling, flushed and renamed, and then `training_metadata.json`
     (likewise atomic) records its epoch, batch, file name and SHA-256. The
     previous metadata is kept as `training_metadata.json.bkp` with its
     weights, so two whole generations exist after the first two backups
@@ -182,7 +185,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             note = None
             if problems:
                 note = (f"the latest backup is damaged ({'; '.join(problems)}); "
-                        f"resuming from the previous one, made in epoch {epoch + 1}")
+                        f"resuming from the previous one, which continues with epoch {epoch + 1}")
             return metadata, weights, note
         note = f"no whole backup in {backup_dir} ({'; '.join(problems)})" if problems else None
         return None, None, note
@@ -193,11 +196,28 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         if metadata is None:
             return
         self._generation = int(metadata.get("generation", 0))
-        if weights is not None:
-            if self.model.optimizer is not None and not self.model.optimizer.built:
-                self.model.optimizer.build(self.model.trainable_variables)  # optimizer state is in the file
+        if weights is not None and weights.endswith(".npz"):
+            variables = self._variables()
+            with np.load(weights, allow_pickle=False) as archive:
+                values = [archive[f"v{number:05d}"] for number in range(len(archive.files))]
+            if [tuple(value.shape) for value in values] != [tuple(variable.shape) for variable in variables]:
+                raise ValueError(f"{weights} holds the state of another model (other variables); "
+                                 "resume with the options the run was started with")
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        elif weights is not None:  # written by keras.callbacks.BackupAndRestore
+            self._variables()
             self.model.load_weights(weights)
         self.model._initial_epoch = int(metadata["epoch"])
+
+    def _variables(self):
+        """The model's variables, then the optimizer's (built if needed): what a backup holds."""
+        optimizer = self.model.optimizer
+        if optimizer is None:
+            return list(self.model.weights)
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        return list(self.model.weights) + list(optimizer.variables)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -224,12 +244,15 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         self._generation += 1
-        name = f"weights-{self._generation:06d}.weights.h5"
-        weights = os.path.join(self.backup_dir, name)
-        with _atomic.replacing(weights) as temporary:
-            self.model.save_weights(temporary)
+        name = f"weights-{self._generation:06d}.npz"
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"v{number:05d}": keras.ops.convert_to_numpy(variable)
+                            for number, variable in enumerate(self._variables())})
+        content = buffer.getvalue()
+        with _atomic.replacing(os.path.join(self.backup_dir, name)) as temporary:
+            _atomic.write_bytes(temporary, content)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
-                    "sha256": _sha256(weights), "generation": self._generation}
+                    "sha256": hashlib.sha256(content).hexdigest(), "generation": self._generation}
         current = os.path.join(self.backup_dir, _METADATA)
         if os.path.exists(current):
             if self.double_checkpoint:

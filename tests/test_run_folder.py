@@ -1,0 +1,210 @@
+"""The run folder: one process at a time, no silent replacement, resumes that always finish, a clean import."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae import cli, datasets, run_folder
+from tfvae.callbacks import BackupAndRestore
+
+SMALL = ["--epochs", "2", "--hidden", "16", "--latent-dim", "2"]
+
+
+def _train(tmp_path, *extra):
+    return subprocess.run([sys.executable, "-m", "tfvae", "train", *SMALL, "--out", "run", *extra], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_import_tfvae_leaves_fd_2_and_the_tf_cpp_variables_alone(tmp_path):
+    # A fresh interpreter: fd 2 must never be redirected (os.dup2 onto it) while TensorFlow loads,
+    # and TF_CPP_* must be as the user left them, also after TensorFlow is in use.
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        redirected = []
+        dup2 = os.dup2
+        os.dup2 = lambda source, target, *rest: (redirected.append(target), dup2(source, target, *rest))[1]
+        before = {key: value for key, value in os.environ.items() if key.startswith("TF_CPP")}
+        inode = os.fstat(2).st_ino
+        import tfvae
+        light = "tensorflow" not in sys.modules
+        model = tfvae.mlp_vae(6, (4,), 2)  # loads TensorFlow, Keras and TFP
+        model(__import__("numpy").zeros((1, 6), "float32"))
+        after = {key: value for key, value in os.environ.items() if key.startswith("TF_CPP")}
+        print(json.dumps({"light": light, "tf": "tensorflow" in sys.modules, "redirected": redirected,
+                          "same_fd2": os.fstat(2).st_ino == inode, "before": before, "after": after}))
+        """
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("TF_CPP")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["light"] and report["tf"]
+    assert 2 not in report["redirected"] and report["same_fd2"]
+    assert report["before"] == report["after"] == {}
+
+
+def test_pure_python_modules_import_where_tensorflow_cannot(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+
+        class NoTensorFlow:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tensorflow_probability"):
+                    raise ImportError(f"{name} is blocked in this test")
+
+        sys.meta_path.insert(0, NoTensorFlow())
+        import tfvae, tfvae._atomic, tfvae._checks, tfvae._cli, tfvae.datasets, tfvae.run_folder
+        print(tfvae.run_folder.read_options(sys.argv[1])["data"])
+        """
+    )
+    (tmp_path / "run.json").write_text('{"data": "digits"}')
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "digits"
+
+
+def test_a_csv_runs_preprocessing_is_fitted_on_its_training_rows_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    train_rows, test_rows = datasets.split_rows(len(x), seed=0)
+    x[test_rows[0]] = [100.0, -100.0, 50.0]  # a test row far outside the training range
+    np.savetxt(tmp_path / "table.csv", x, delimiter=",", header="a,b,c", comments="")
+    status = cli.main(["train", "--data", "table.csv", "--epochs", "1", "--hidden", "4", "--latent-dim", "2",
+                       "--out", "run"])
+    assert status == 0, capsys.readouterr().err
+    preprocessing = tfvae.load_model(tmp_path / "run" / "model.keras").preprocessing
+    np.testing.assert_allclose(preprocessing["offset"], x[train_rows].min(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(preprocessing["divisor"], np.ptp(x[train_rows], axis=0), rtol=1e-5)
+    (x_train, _), (x_test, _), again = run_folder.load_split(tmp_path / "run")
+    assert again["offset"] == preprocessing["offset"]
+    assert x_train.min() == 0 and x_train.max() == 1  # the training rows span [0, 1] exactly
+    assert x_test.max() > 10 and x_test.min() < -10  # the test outlier was not used to fit the scaling
+
+
+def test_csv_errors_name_the_line_as_an_editor_shows_it(tmp_path):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,x\n")
+    with pytest.raises(ValueError, match="Line 3 holds a non-numeric cell"):
+        datasets.load_array(tmp_path / "bad.csv")
+    (tmp_path / "ragged.csv").write_text("1,2\n\n3,4\n5\n")  # a blank line still counts
+    with pytest.raises(ValueError, match="Line 4 has 1 columns"):
+        datasets.load_array(tmp_path / "ragged.csv")
+
+
+@pytest.mark.parametrize("content, words", [(None, "does not exist"), ("{not json", "cannot be read"),
+                                             ('{"seed": 0}', "does not record `data`")])
+def test_read_options_names_the_file_and_what_is_wrong(tmp_path, content, words):
+    if content is not None:
+        (tmp_path / "run.json").write_text(content)
+    with pytest.raises(ValueError, match="`run_dir`") as error:
+        run_folder.read_options(tmp_path)
+    assert str(tmp_path / "run.json") in str(error.value) and words in str(error.value)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from tfvae import run_folder
+
+    with run_folder.lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_a_second_process_is_refused_and_a_killed_holder_blocks_nothing(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "run")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for extra in ([], ["--resume"]):
+            status = cli.main(["train", *SMALL, "--out", str(tmp_path / "run"), *extra])
+            err = capsys.readouterr().err
+            assert status == 1 and len(err.splitlines()) == 1, err
+            assert f"in use by process {holder.pid}" in err
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (tmp_path / "run" / run_folder.LOCK).read_text().strip() == str(holder.pid)  # stale: its holder is dead
+    with run_folder.lock(tmp_path / "run"):
+        assert (tmp_path / "run" / run_folder.LOCK).read_text().strip() == str(os.getpid())
+
+
+def test_a_finished_run_is_replaced_only_with_overwrite(tmp_path):
+    assert _train(tmp_path).returncode == 0
+    run = tmp_path / "run"
+    (run / "export").mkdir()
+    (run / "export" / "encoder.tflite").write_bytes(b"an export of the old model")
+    model_before = (run / "model.keras").read_bytes()
+    for extra in ([], ["--resume"]):
+        again = _train(tmp_path, *extra)
+        assert again.returncode == 2 and len(again.stderr.splitlines()) == 1, again.stderr
+        assert "finished run" in again.stderr and "--overwrite" in again.stderr
+    assert (run / "model.keras").read_bytes() == model_before and (run / "export" / "encoder.tflite").exists()
+
+    replaced = _train(tmp_path, "--overwrite", "--seed", "1")
+    assert replaced.returncode == 0, replaced.stderr
+    assert not (run / "export").exists()  # the old model's exports went with it
+    assert json.loads((run / "run.json").read_text())["seed"] == 1
+    assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()] == ["epoch", "0", "1"]
+
+
+def test_resume_before_the_first_backup_starts_from_the_beginning(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"data": "digits"}))  # killed in its first seconds
+    assert _train(tmp_path).returncode == 2  # without --resume: refused, the folder holds a run
+    resumed = _train(tmp_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "training starts from the beginning" in resumed.stdout
+    assert "Epoch 1/2" in resumed.stdout
+    assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()] == ["epoch", "0", "1"]
+
+
+def test_a_damaged_latest_backup_falls_back_to_the_previous_one(tmp_path):
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")
+    backup_dir = str(tmp_path / "backup")
+    model.fit(x, batch_size=8, epochs=3, verbose=0, callbacks=[BackupAndRestore(backup_dir, delete_checkpoint=False)])
+    metadata, weights, note = BackupAndRestore.latest_backup(backup_dir)
+    assert metadata["epoch"] == 3 and note is None
+    with open(weights, "r+b") as handle:  # damage the latest generation's weights
+        handle.seek(100)
+        handle.write(b"\0garbage\0")
+    metadata, weights, note = BackupAndRestore.latest_backup(backup_dir)
+    assert metadata["epoch"] == 2 and "damaged" in note and "continues with epoch 3" in note
+    resumed = tfvae.mlp_vae(6, (4,), 2)
+    resumed.compile(optimizer="adam")
+    history = resumed.fit(x, batch_size=8, epochs=4, verbose=0, callbacks=[BackupAndRestore(backup_dir)])
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3 again, from the older backup
+    assert not os.path.exists(backup_dir)
+
+
+def test_a_backup_restores_the_optimizer_state_too(tmp_path):
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer="adam")
+    model.fit(x, batch_size=8, epochs=2, verbose=0,
+              callbacks=[BackupAndRestore(str(tmp_path / "b"), delete_checkpoint=False)])
+    restored = tfvae.mlp_vae(6, (4,), 2)
+    restored.compile(optimizer="adam")
+    callback = BackupAndRestore(str(tmp_path / "b"))
+    callback.set_model(restored)
+    callback.on_train_begin()
+    assert int(restored.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) == 16
+    for a, b in zip(model.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
