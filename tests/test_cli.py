@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tfvae import cli
 
@@ -14,6 +15,7 @@ def _run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "tfvae", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_folder(tmp_path):
     result = _run("train", "--epochs", "2", "--hidden", "16", "--latent-dim", "2", "--out", "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -87,6 +87,7 @@ def _flat(weights):
     return np.concatenate([np.asarray(w, np.float64) for w in weights])
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device_step_by_step(tmp_path):
     done = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "results.json")],
                           capture_output=True, text=True, timeout=900)
@@ -115,6 +116,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_end_with_identical_weights(tmp_path):
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     processes = []

@@ -41,6 +41,7 @@ def _command(*args):
                           cwd=ROOT, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_all_writes_every_artifact_and_one_table(run_dir):
     done = _command("all", run_dir)
     assert done.returncode == 0, done.stderr

@@ -89,6 +89,7 @@ _FRESH_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_fresh_process_matches_keras_for_every_signature(models, exported, digits, raw_digits, tmp_path):
     _, (x_test, y_test) = digits
     _, (raw_test, _) = raw_digits

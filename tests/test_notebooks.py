@@ -88,6 +88,7 @@ def test_the_notebooks_are_there_and_committed_cleanly():
         assert _native_log_lines(notebook) == [], name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_runs_top_to_bottom(name, tmp_path):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)

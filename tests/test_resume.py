@@ -66,6 +66,7 @@ def _wait_for(path, process, limit=900):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_training_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     (tmp_path / "hanging_train.py").write_text(HANGING_TRAIN)
     marker, run = tmp_path / "at_kill_point", tmp_path / "run"
@@ -184,6 +185,7 @@ DETERMINISTIC_RUNS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_seeded_deterministic_runs_give_identical_weights(tmp_path):
     # Op determinism is process-wide and cannot be switched off again: a subprocess of its own.
     done = subprocess.run([sys.executable, "-c", DETERMINISTIC_RUNS, "a", "b"], cwd=tmp_path,
