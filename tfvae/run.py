@@ -118,10 +118,10 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     with strategy.scope():
         model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, beta=beta,
                         num_samples=num_samples, num_classes=num_classes, preprocessing=preprocessing)
-        # `backup_every` steps per compiled call, at most an epoch: the batch callbacks (the
-        # backup, the non-finite check) run after each call, also mid-epoch. (A call longer than
-        # the epoch would make Keras' progress bar count past the epoch's end: "50/23".)
-        per_call = min(backup_every, -(-len(x_train) // batch_size))
+        # On one device: no steps_per_execution, so that fit runs tfvae.epoch_loop (one compiled
+        # call per epoch; the batch callbacks, backups and the non-finite check, run at epoch
+        # ends). Under a strategy Keras' loop runs `backup_every` steps per call, at most an epoch.
+        per_call = min(backup_every, -(-len(x_train) // batch_size)) if tf.distribute.has_strategy() else 1
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       steps_per_execution=distribute.steps_per_execution(strategy, per_call))
     with run_folder.lock(out):

@@ -1,0 +1,75 @@
+"""Times one `tfvae train` end to end and its parts; prints them as JSON.
+
+    PYTHONPATH=<a tfvae source tree> python bench/train_parts.py OUT_DIR [train options...]
+
+Run by bench/run.py in a child process, once with this tree and once with
+the previous release's checked out elsewhere (PYTHONPATH picks which tfvae is
+imported). The command is `tfvae.cli.main(["train", "--out", OUT_DIR, ...])`,
+the same as the `tfvae train` command; its output goes to a file, not a
+terminal, so Keras' progress bar prints once per epoch as in a log.
+
+Parts, in seconds (wrappers around the calls both releases make):
+
+* ``import``: `import tfvae` and its CLI and training modules (TensorFlow included);
+* ``setup``: from the command's start to `fit` (data, model, compile, run folder);
+* ``training``: `VAE.fit` (compiling, every epoch, validation, backups, history.csv);
+* ``saving``: `keras.Model.save` (model.keras);
+* ``plots``: the `tfvae.plot` functions (the four PNG files);
+* ``evaluation``: the rest of the command (test metrics, metrics.json).
+
+``wall`` is measured by the parent around the whole process.
+"""
+
+import contextlib
+import functools
+import json
+import os
+import sys
+import time
+
+START = time.perf_counter()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tfvae  # noqa: E402
+import tfvae.cli  # noqa: E402
+import tfvae.plot  # noqa: E402
+import tfvae.run  # noqa: E402,F401
+import keras  # noqa: E402
+
+parts = {"import": time.perf_counter() - START, "training": 0.0, "saving": 0.0, "plots": 0.0}
+marks = {}
+
+
+def timed(part, function, mark=None):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        if mark and mark not in marks:
+            marks[mark] = start
+        try:
+            return function(*args, **kwargs)
+        finally:
+            parts[part] += time.perf_counter() - start
+
+    return wrapper
+
+
+def main(out, options):
+    tfvae.VAE.fit = timed("training", tfvae.VAE.fit, mark="fit")
+    keras.Model.save = timed("saving", keras.Model.save)
+    for name in ("loss_curves", "reconstructions", "prior_samples", "latent_map"):
+        setattr(tfvae.plot, name, timed("plots", getattr(tfvae.plot, name)))
+    start = time.perf_counter()
+    with open(os.path.join(os.path.dirname(out), "train_output.txt"), "w") as log, contextlib.redirect_stdout(log):
+        status = tfvae.cli.main(["train", "--out", out, *options])
+    total = time.perf_counter() - start
+    parts["setup"] = marks.get("fit", start) - start
+    parts["evaluation"] = total - parts["setup"] - parts["training"] - parts["saving"] - parts["plots"]
+    history = os.path.join(out, "history.csv")
+    with open(history) as handle:
+        epochs = sum(1 for _ in handle) - 1
+    print(json.dumps({"status": status, "command": total, "epochs": epochs, **parts}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
