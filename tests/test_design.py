@@ -8,7 +8,9 @@
   callable, not of a swapped class, and not shadowed by a function of its
   name in its package;
 - `tfvae._checks` loads without TensorFlow (artifact metadata and the LiteRT
-  runner check input in processes that have none).
+  runner check input in processes that have none);
+- no test asserts what cannot fail (`np.testing.assert_*(...) and ...`,
+  `assert (condition, "message")`).
 """
 
 import ast
@@ -166,3 +168,39 @@ def test_checks_load_without_tensorflow():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
 
+
+
+def _assertions_that_cannot_fail(source, filename):
+    """[(line, why)] for asserts that are true whatever the code does.
+
+    `np.testing.assert_*(...) and ...` never evaluates the right side
+    (assert_* returns None), and `assert (condition, "message")` asserts a
+    non-empty tuple.
+    """
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.BoolOp):
+            for value in node.values[:-1]:
+                if isinstance(value, ast.Call) and getattr(value.func, "attr", "").startswith("assert_"):
+                    found.append((value.lineno, f"{value.func.attr}(...) in `and`/`or`: what follows never runs"))
+        elif isinstance(node, ast.Assert) and isinstance(node.test, ast.Tuple) and node.test.elts:
+            found.append((node.lineno, "assert on a tuple is always true"))
+    return sorted(found)
+
+
+def test_the_finder_of_assertions_that_cannot_fail_finds_them():
+    source = (
+        "np.testing.assert_allclose(a, 0) and np.testing.assert_allclose(b, 1)\n"
+        "assert (x == 1, 'message')\n"
+        "np.testing.assert_allclose(a, 0)\nassert x == 1, 'message'\n"
+    )
+    assert [line for line, _ in _assertions_that_cannot_fail(source, "example.py")] == [1, 2]
+
+
+def test_no_test_asserts_what_cannot_fail():
+    found = [
+        f"{path.name}:{line}: {why}"
+        for path in sorted((ROOT / "tests").glob("*.py"))
+        for line, why in _assertions_that_cannot_fail(path.read_text(), str(path))
+    ]
+    assert not found, found
