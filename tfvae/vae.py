@@ -330,8 +330,13 @@ class VAE(EpochLoop, keras.Model):
         refused before training starts; integers become float32.
         `tf.data` datasets and generators are passed on unchecked.
 
-        In-memory arrays then train one epoch per compiled function (XLA
-        unless `compile(jit_compile=False)`); see `tfvae.epoch_loop`.
+        In-memory arrays then train one epoch per compiled function, and
+        array `validation_data` is evaluated in one compiled call per epoch.
+        With the default `compile(jit_compile="auto")` the epoch is compiled
+        with XLA when it has at least 16 full batches, op determinism is off
+        and the step has no convolution or pooling op (XLA's are slow on
+        CPUs); `jit_compile=True`/`False` decides instead. `model.fit_path`
+        then says which loop ran. See `tfvae.epoch_loop`.
 
         Raises:
             TypeError: for non-numeric array data.
