@@ -298,7 +298,9 @@ def existing_file(name, value, suffix=None, require_suffix=False):
 
 
 def _numeric(name, value, expected):
-    """`value` as a numpy array, or `TypeError` if it is not numeric (or boolean)."""
+    """`value` (array-like or eager tensor) as a numpy array; `TypeError` if not numeric or boolean."""
+    if hasattr(value, "numpy"):  # an eager tensor
+        value = value.numpy()
     try:
         array = np.asarray(value)
     except ValueError as error:  # ragged nested lists
@@ -316,7 +318,7 @@ def float_array(name, x, event_shape=None, allow_empty=False):
 
     Args:
         name: the argument's name, for the error message.
-        x: array-like data, first axis the batch.
+        x: array-like data or an eager tensor, first axis the batch.
         event_shape: expected shape of one example, or None to accept any.
         allow_empty: whether a batch of zero examples is acceptable.
 
@@ -432,8 +434,6 @@ def class_labels(name, labels, num_classes, rows=None, one_hot=True, hint=""):
         expected = f"{count}integer class ids in [0, {num_classes})"
     if labels is None:
         raise ValueError(invalid(name, expected, None, hint))
-    if hasattr(labels, "numpy"):  # an eager tensor
-        labels = labels.numpy()
     array = _numeric(name, labels, expected)
     is_one_hot = (
         one_hot and num_classes is not None and num_classes > 1 and array.ndim == 2 and array.shape[1] == num_classes
@@ -475,8 +475,6 @@ def sample_weights(name, weights, rows):
     array([1. , 0.5], dtype=float32)
     """
     expected = f"{rows} finite numbers >= 0, one per example"
-    if hasattr(weights, "numpy"):  # an eager tensor
-        weights = weights.numpy()
     array = _numeric(name, weights, expected)
     if array.ndim != 1 or len(array) != rows:
         raise ValueError(invalid(name, expected, f"<array of shape {array.shape}>"))

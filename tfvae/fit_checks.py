@@ -102,7 +102,7 @@ def check_training_data(model, x, y=None, sample_weight=None, name="x"):
     if model.num_classes and y is None and isinstance(x, (tuple, list)) and len(x) == 2 and np.ndim(x[0]) >= 2:
         x, y = x
     label_name = "y" if name == "x" else f"{name.split('[')[0]}[1]"
-    x = _checks.float_array(name, _numpy(x), model.event_shape)
+    x = _checks.float_array(name, x, model.event_shape)
     if model.num_classes:
         y = _checks.class_labels(
             label_name, y, model.num_classes, rows=len(x),
@@ -124,9 +124,3 @@ def _is_array_like(value):
         or tf.is_tensor(value)
         or hasattr(value, "__array__")
     )
-
-
-def _numpy(value):
-    if tf.is_tensor(value) and hasattr(value, "numpy"):
-        return value.numpy()
-    return value
