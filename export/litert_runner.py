@@ -25,8 +25,6 @@ metadata says how); this runner is the reference of those checks for Python
 callers, servers and tests. It needs no TensorFlow.
 """
 
-import os
-
 import numpy as np
 
 from export import metadata
@@ -63,11 +61,7 @@ class LiteRTRunner:
     def __init__(self, path, signature=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-            raise TypeError(_checks.invalid("path", "a str or os.PathLike path to a .tflite file", path))
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(_checks.invalid("path", "an existing .tflite file", path, "There is no such file"))
+        path = _checks.existing_file("path", path, ".tflite")
         with open(path, "rb") as handle:
             content = handle.read()
         try:
