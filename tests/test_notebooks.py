@@ -29,11 +29,14 @@ MIN_IMAGES = {"conditional_digits.ipynb": 3, "digits_to_edge.ipynb": 3, "what_th
 
 # What TensorFlow's C++ runtime and absl write to stderr: glog-style lines
 # ("I0000 00:00:1796119975.664150 6502 cudart_stub.cc:31] Could not find cuda
-# drivers ..."), absl's preamble, Python absl warnings and the oneDNN notice.
+# drivers ..."), absl's preamble, the oneDNN notice; the TFLite converter's
+# settings and LiteRT's delegate notice; TensorFlow's and absl's Python log
+# lines ("INFO:tensorflow:Assets written to ...").
 NATIVE_LOG = re.compile(
     r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]"
-    r"|absl::InitializeLog|^WARNING:absl:|Could not find cuda drivers|cuInit"
-    r"|oneDNN custom operations|This TensorFlow binary is optimized",
+    r"|absl::InitializeLog|Could not find cuda drivers|cuInit"
+    r"|oneDNN custom operations|This TensorFlow binary is optimized"
+    r"|^fully_quantize: |^INFO: Created TensorFlow Lite|^(INFO|WARNING|ERROR):(tensorflow|absl):",
     re.MULTILINE,
 )
 
@@ -62,12 +65,15 @@ def test_the_pattern_finds_what_tensorflow_writes():
         "GPU will not be used.\n"
         "E0000 00:00:1796119900.242072    5211 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
         "WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built.\n"
+        "INFO:tensorflow:Assets written to: digits_to_edge/.saved_model.tmp-2c47a9fe/assets\n"
+        "fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32\n"
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
     )
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
         nbformat.v4.new_output("stream", name="stderr", text=written),
         nbformat.v4.new_output("stream", name="stdout", text="mu1 != mu2\nsigma = exp(log sigma)\n"),
     ])])
-    assert len(_native_log_lines(notebook)) == 4
+    assert len(_native_log_lines(notebook)) == 7
 
 
 def test_the_notebooks_are_there_and_committed_cleanly():
@@ -103,5 +109,5 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
     assert len(images) >= MIN_IMAGES[name], name
     assert _native_log_lines(notebook) == [], name
     if name == "digits_to_edge.ipynb":
-        assert (tmp_path / "digits_to_edge" / "encoder_int8.tflite").stat().st_size > 0
+        assert (tmp_path / "digits_to_edge" / "vae_int8.tflite").stat().st_size > 0
         assert (tmp_path / "digits_to_edge" / "saved_model" / "saved_model.pb").exists()
