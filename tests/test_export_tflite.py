@@ -170,7 +170,8 @@ def test_metadata_is_inside_the_file(variants):
     info = metadata.read(path)
     assert info == metadata.from_tflite(path.read_bytes())
     assert info["artifact"] == "tflite" and info["part"] == "encoder" and info["quantize"] == "int8"
-    assert info["int8_io"] is True and info["weights"] == "per-tensor" and info["tfvae_version"] == tfvae.__version__
+    assert info["int8_io"] is True and info["weights"] == "per-tensor, cross-layer equalized"
+    assert info["tfvae_version"] == tfvae.__version__
     assert info["model"] == {
         "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
         "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
@@ -321,3 +322,50 @@ def test_failure_mid_write_leaves_old_artifact(model, tmp_path, monkeypatch):
 
 def _files(directory):
     return {name: (directory / name).read_bytes() for name in sorted(os.listdir(directory))}
+
+
+def test_equalized_copy_computes_the_same_and_leaves_the_model_alone(digits):
+    from export import _equalize
+
+    (x_train, y_train), (x_test, y_test) = digits
+    for model, labels in ((_trained(x_train, epochs=1), None),
+                          (_trained(x_train, y_train, epochs=1, num_classes=10), y_test.astype("int32"))):
+        before = [weight.copy() for weight in model.get_weights()]
+        copy = _equalize.equalized_copy(model)
+        assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+        changed = [not np.allclose(a, b) for a, b in zip(model.get_weights(), copy.get_weights())]
+        assert any(changed)  # the weights moved ...
+        z_mean = np.asarray(model.encode(x_test, labels)[0])
+        np.testing.assert_allclose(copy.encode(x_test, labels)[0], z_mean, atol=1e-5)  # ... the function did not
+        np.testing.assert_allclose(copy.decode(z_mean, labels), model.decode(z_mean, labels), atol=1e-5)
+        head = np.abs(copy.encoder.layers[-1].kernel.numpy()).max(axis=0)
+        rows = np.abs(copy.z_mean_head.kernel.numpy()[:head.size]).max(axis=1)
+        rows = np.maximum(rows, np.abs(copy.z_log_sigma_head.kernel.numpy()[:head.size]).max(axis=1))
+        np.testing.assert_allclose(head[rows > 0], rows[rows > 0], rtol=0.05)  # balanced channel ranges
+
+
+def test_equalization_skips_bodies_that_are_not_dense_chains():
+    from export import _equalize
+
+    keras.utils.set_random_seed(0)
+    model = tfvae.conv_vae((8, 8, 1), (4,), 2)
+    copy = _equalize.equalized_copy(model)
+    encoder = [(a, b) for a, b in zip(model.encoder.get_weights(), copy.encoder.get_weights())]
+    assert all(np.array_equal(a, b) for a, b in encoder)
+
+
+@pytest.mark.parametrize("preprocessing", [
+    None,
+    {"offset": [0.0, 1.0, -2.0], "divisor": [2.0, 0.0, 4.0], "binarize_threshold": None},  # 0 counts as 1
+    {"offset": 1.0, "divisor": 3.0, "binarize_threshold": 0.25},
+])
+def test_graph_preprocessing_is_the_numpy_rule(preprocessing):
+    import tensorflow as tf
+
+    from export import _endpoints
+
+    model = tfvae.mlp_vae(3, (4,), 2, preprocessing=preprocessing)
+    raw = np.random.default_rng(0).uniform(-3, 6, (200, 3)).astype("float32")
+    raw[0] = [1.75, 1.0, -2.0]  # on the binarization threshold: 1 + 0.25 * 3, not above it
+    graph = tf.function(lambda x: _endpoints.preprocess(model, x))(tf.constant(raw)).numpy()
+    np.testing.assert_allclose(graph, tfvae.datasets.apply_preprocessing(raw, preprocessing), atol=1e-6)
