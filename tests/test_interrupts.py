@@ -1,0 +1,196 @@
+"""Ctrl-C and kills at many moments of a default `tfvae train` run lose nothing.
+
+One default-sized run (digits, 150 epochs, a backup every 50 batches) is
+interrupted again and again and resumed each time with `--resume`:
+
+- 20 SIGINTs in one process that calls `tfvae.cli.main` once per segment, at
+  moments spread over the 150 epochs: during an epoch, while a backup's
+  weights or metadata are being written, while history.csv is being
+  written, after the last epoch while model.keras is written; once (the
+  usual Ctrl-C: stop at the epoch end with a backup) or twice (stop at once);
+- SIGKILLs in separate processes: mid-epoch, after a backup's weights file
+  is complete but before it is renamed, between the two metadata
+  generations, while history.csv is being written;
+- SIGINTs sent from outside at wall-clock moments, as a user presses Ctrl-C.
+
+After every segment history.csv holds each finished epoch exactly once
+(0, 1, ..., n-1) and the backup is whole; the last `--resume` finishes with
+epochs 0..149 each exactly once and a model.keras that loads.
+
+The signals are sent by the process to itself from inside the callbacks and
+writers it runs (os.kill: a real signal, delivered by the kernel), so that
+each moment is hit exactly, whatever the machine's speed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae import run_folder
+from tfvae.callbacks import BackupAndRestore
+
+EPOCHS = 150  # the default run
+ARGS = ["train", "--out", "run", "--resume"]
+
+# Runs `tfvae train ... --resume` once per planned moment, in this one process, each time
+# sending the planned signal(s) to itself at that moment; prints one JSON line per segment.
+DRIVER = textwrap.dedent(
+    """
+    import json, os, signal, sys
+
+    import keras
+
+    from tfvae import _atomic, cli, run, run_folder
+
+    plan, args = json.loads(sys.argv[1]), sys.argv[2:]
+    moment = None
+    write_bytes, write_text, save_model, train = (_atomic.write_bytes, _atomic.write_text, run_folder.save_model,
+                                                  run.train)
+
+
+    class Moment(keras.callbacks.Callback):
+        def __init__(self, where, at, signal_name, count):
+            super().__init__()
+            self.where, self.at, self.count = where, at, count
+            self.signum = getattr(signal, signal_name)
+            self.epoch, self.fired = -1, False
+
+        def due(self, where):
+            return self.where == where and self.epoch >= self.at and not self.fired
+
+        def fire(self):
+            self.fired = True
+            for _ in range(self.count):
+                os.kill(os.getpid(), self.signum)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            if self.due("epoch"):
+                self.fire()
+
+
+    def writing_bytes(path, data):
+        write_bytes(path, data)  # the temporary file is complete, not renamed
+        name = os.path.basename(os.fspath(path))
+        for where, part in (("backup", ".npz"), ("history", "history.csv"), ("metadata", "training_metadata.json")):
+            if moment is not None and name.endswith(part) and moment.due(where):
+                moment.fire()
+
+
+    def writing_text(path, text):
+        writing_bytes(path, text.encode("utf-8"))
+
+
+    def saving_model(model, path):
+        if moment is not None and moment.where == "final" and not moment.fired:
+            moment.fire()
+        return save_model(model, path)
+
+
+    _atomic.write_bytes, _atomic.write_text, run_folder.save_model = writing_bytes, writing_text, saving_model
+    run.train = lambda **options: train(callbacks=[moment], **options)
+
+    for where, at, signal_name, count in plan:
+        moment = Moment(where, at, signal_name, count)
+        status = cli.main(args)
+        print(json.dumps({"moment": [where, at, signal_name, count], "status": status}), flush=True)
+    """
+)
+
+
+def _history_epochs(run):
+    path = run / run_folder.HISTORY
+    if not path.exists():
+        return []
+    return [int(line.split(",")[0]) for line in path.read_text().splitlines()[1:]]
+
+
+def _check_consistent(run):
+    """The state a `--resume` starts from: history rows 0..n-1 once each, a whole backup not past them."""
+    epochs = _history_epochs(run)
+    assert epochs == list(range(len(epochs))), epochs
+    metadata, weights, note = BackupAndRestore.latest_backup(str(run / run_folder.BACKUP))
+    if metadata is not None:
+        assert metadata["epoch"] <= len(epochs) and weights is not None and os.path.isfile(weights), (metadata, note)
+    return epochs, metadata
+
+
+def _drive(tmp_path, plan, timeout=1800):
+    return subprocess.run([sys.executable, "driver.py", json.dumps(plan), *ARGS], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_kills_at_many_moments_of_a_default_run_lose_no_epoch(tmp_path):
+    (tmp_path / "driver.py").write_text(DRIVER)
+    run = tmp_path / "run"
+    # 20 Ctrl-C moments spread over the 150 epochs (the epoch each is sent in, or from).
+    kinds = [("epoch", "SIGINT", 1), ("backup", "SIGINT", 1), ("history", "SIGINT", 1), ("backup", "SIGINT", 2),
+             ("epoch", "SIGINT", 2), ("metadata", "SIGINT", 2), ("history", "SIGINT", 2)]
+    at = [1, 8, 15, 22, 29, 36, 43, 50, 57, 64, 71, 78, 93, 100, 107, 114, 121, 128, 135]
+    sigints = [[where, epoch, name, count] for epoch, (where, name, count) in zip(at, kinds * 3)]
+    sigints.append(["final", EPOCHS, "SIGINT", 1])  # after the last epoch, while model.keras is written
+    # The first 12 Ctrl-Cs, then SIGKILLs (each kills its process), then the other 8 Ctrl-Cs.
+    kills = [["epoch", 81, "SIGKILL", 1], ["backup", 84, "SIGKILL", 1], ["metadata", 87, "SIGKILL", 1],
+             ["history", 90, "SIGKILL", 1]]
+    segments = [sigints[:12], *([kill] for kill in kills), sigints[12:]]
+    interrupted, previous = 0, None
+    for plan in segments:
+        done = _drive(tmp_path, plan)
+        if previous == "metadata":  # killed between the two metadata generations: the older one is used
+            assert "resuming from the previous one" in done.stdout, done.stdout[-2000:]
+        previous = plan[0][0] if plan[0][2] == "SIGKILL" else None
+        # A segment's line may follow the progress bar's last line on the same line.
+        lines = [json.loads(line[line.index('{"moment"'):]) for line in done.stdout.splitlines() if '{"moment"' in line]
+        if plan[0][2] == "SIGKILL":
+            assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+            assert lines == []
+        else:
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert [line["status"] for line in lines] == [130] * len(plan), (lines, done.stderr[-2000:])
+            interrupted += len(plan)
+            errors = [line for line in done.stderr.splitlines() if line.startswith("tfvae train: interrupted")]
+            assert len(errors) == len(plan) and all("--resume" in line for line in errors), done.stderr[-2000:]
+        _check_consistent(run)
+    assert interrupted == 20
+
+    finished = subprocess.run([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=1800)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _history_epochs(run) == list(range(EPOCHS))
+    assert not (run / run_folder.BACKUP).exists()
+    model = tfvae.load_model(run / run_folder.MODEL)
+    assert all(np.isfinite(weight).all() for weight in model.get_weights())
+    assert json.loads((run / run_folder.METRICS).read_text())["elbo"] < 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
+    run = tmp_path / "run"
+    delays = []
+    for wait in (9.0, 13.0, 17.0):  # seconds after start: training is under way (start-up takes ~5-8 s)
+        process = subprocess.Popen([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(wait)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 130, err[-2000:]
+        assert len([line for line in err.splitlines() if line.startswith("tfvae")]) == 1, err
+        assert "tfvae train --out run --resume" in err
+        if "s after Ctrl-C" in err:
+            delays.append(float(err.split("stopped ", 1)[1].split(" s after", 1)[0]))
+        _check_consistent(run)
+    print(f"seconds from Ctrl-C to the safe stop: {delays}")
+    finished = subprocess.run([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=1800)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert _history_epochs(run) == list(range(EPOCHS))
+    tfvae.load_model(run / run_folder.MODEL)
