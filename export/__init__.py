@@ -20,6 +20,7 @@ Where things live (each module one job):
     _endpoints.py       the five serving functions, raw x in (shared by both formats)
     _saved_model.py     saved_model(): the SavedModel directory
     _tflite.py          tflite(): LiteRT conversion, quantization, the files' metadata
+    _equalize.py        cross-layer weight equalization of a copy before per-tensor int8
     _keras_formats.py   the `VAE.export(format=...)` plugins (entry points `tfvae.export_formats`)
     _litert.py          running and inspecting .tflite files (LiteRT interpreter, flatbuffer)
     _examples.py        calibration / parity rows: user arrays, synthetic rows, latent points
