@@ -68,7 +68,7 @@ def build_parser():
 def main(argv=None):
     """Runs the command; returns the exit status (0 ok, 1 failed, 2 bad input, 130 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = "tfvae"
+    command = f"tfvae {argv[0]}" if argv and argv[0] in ("train", "evaluate") else "tfvae"  # a Ctrl-C may come first
     try:
         with _cli.quiet_tensorflow():
             from tfvae import run

@@ -102,6 +102,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     batch_size = _checks.positive_int("batch_size", batch_size)
     learning_rate = _checks.positive_float("learning_rate", learning_rate)
     backup_every = _checks.positive_int("backup_every", backup_every)
+    seed = _checks.seed("seed", seed, allow_none=False)
     (x_train, y_train), (x_test, y_test), preprocessing = run_folder.load_data(data, likelihood, seed)
     if conditional and y_train is None:
         raise ValueError(_checks.invalid("conditional", "False for a file without labels", conditional))
