@@ -54,9 +54,9 @@ def gaussian_kl(z_mean, z_log_var):
 
 
 def bernoulli_nll(x, logits):
-    """Bernoulli negative log-likelihood per example, summed over features."""
+    """Bernoulli negative log-likelihood per example, summed over features (and pixels)."""
     bce = ops.binary_crossentropy(x, logits, from_logits=True)
-    return ops.sum(bce, axis=1)
+    return ops.sum(ops.reshape(bce, (ops.shape(bce)[0], -1)), axis=1)
 
 
 class VAE(keras.Model):
@@ -133,6 +133,75 @@ def build_reference(input_dim=64, hidden=(128, 128), latent_dim=8, seed=1337):
     vae = VAE(encoder, decoder)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     return vae
+
+
+def build_conv_reference(seed=1337):
+    """The keras.io example's ConvNet VAE on 28x28x1 images, z of size 2, compiled as there.
+
+    Encoder: Conv2D 32 and 64 (3x3, stride 2, same, relu), Flatten, Dense 16
+    relu, the two latent heads and ``Sampling``. Decoder: Dense 7*7*64 relu,
+    Reshape, Conv2DTranspose 64 and 32 (3x3, stride 2, same, relu),
+    Conv2DTranspose 1 (3x3, same): logits, as in ``build_reference``.
+    """
+    encoder_inputs = keras.Input(shape=(28, 28, 1))
+    h = conv_encoder_body()(encoder_inputs)
+    z_mean = layers.Dense(2, name="z_mean")(h)
+    z_log_var = layers.Dense(2, name="z_log_var")(h)
+    z = Sampling(seed=seed)([z_mean, z_log_var])
+    encoder = keras.Model(encoder_inputs, [z_mean, z_log_var, z], name="encoder")
+    vae = VAE(encoder, conv_decoder())
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return vae
+
+
+def conv_encoder_body():
+    """The example's encoder up to Dense 16 relu (what tfvae.VAE takes as `encoder`)."""
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, 3, activation="relu", strides=2, padding="same"),
+        layers.Conv2D(64, 3, activation="relu", strides=2, padding="same"),
+        layers.Flatten(),
+        layers.Dense(16, activation="relu"),
+    ], name="encoder_body")
+
+
+def conv_decoder():
+    """The example's decoder, z of size 2 to 28x28x1 logits."""
+    return keras.Sequential([
+        keras.Input((2,)),
+        layers.Dense(7 * 7 * 64, activation="relu"),
+        layers.Reshape((7, 7, 64)),
+        layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same"),
+        layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same"),
+        layers.Conv2DTranspose(1, 3, padding="same"),
+    ], name="decoder")
+
+
+def log_likelihood(vae, x, num_samples=1000, seed=0, chunk=100):
+    """Importance-weighted (IWAE, k samples) log p(x) per example of the reference, in nats.
+
+    ``log p(x) ~= logsumexp_i [log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k``
+    with ``z_i ~ q(z|x)`` drawn from a numpy generator (``seed``), the
+    estimator ``tfvae``'s ``VAE.log_likelihood`` uses.
+    """
+    x = np.asarray(x, dtype="float32")
+    z_mean, z_log_var, _ = vae.encoder(x, training=False)
+    z_mean, z_log_var = np.asarray(z_mean, "float64"), np.asarray(z_log_var, "float64")
+    sigma = np.exp(0.5 * z_log_var)
+    rng = np.random.default_rng(seed)
+    weights = []
+    for done in range(0, num_samples, chunk):
+        k = min(chunk, num_samples - done)
+        eps = rng.standard_normal((k,) + z_mean.shape)
+        z = z_mean + sigma * eps
+        logits = vae.decoder(z.reshape(-1, z.shape[-1]).astype("float32"), training=False)
+        log_px = -np.asarray(bernoulli_nll(np.tile(x, (k,) + (1,) * (x.ndim - 1)), logits), "float64")
+        log_pz = -0.5 * np.sum(z ** 2 + np.log(2 * np.pi), axis=-1)
+        log_qz = -0.5 * np.sum(eps ** 2 + np.log(2 * np.pi) + z_log_var, axis=-1)
+        weights.append(log_px.reshape(k, -1) + log_pz - log_qz)
+    weights = np.concatenate(weights)
+    top = weights.max(axis=0)
+    return top + np.log(np.mean(np.exp(weights - top), axis=0))
 
 
 def negative_elbo(vae, x, n_samples=1, seed=0):

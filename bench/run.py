@@ -1,32 +1,47 @@
-"""tfvae benchmarks: training throughput, quality, inference latency.
+"""tfvae benchmarks: training speed on the workloads users bring, quality, inference.
 
-    python bench/run.py                 # full run (< 10 min on 2 cores)
-    python bench/run.py --quick         # smoke run (~2 min), same tables
+    python bench/run.py                 # full run (~25 min on a quiet 2-core machine)
+    python bench/run.py --quick         # smoke run, same tables, numbers not meaningful
 
 Prints the tables and writes them to docs/benchmarks.md, with a chart
 docs/benchmarks.png, the command and the date.
 
-What is measured (issue 6):
+Every model is trained by the user's ordinary ``compile(optimizer=Adam(1e-3))``
+and ``fit(x, epochs, batch_size)``, in one process, the models of a case
+alternating over several repeats; samples/s = examples / median steady
+epoch time (on_epoch_end to on_epoch_end, after a warm-up ``fit`` epoch that
+absorbs tracing and XLA compilation). Ratios are taken within a case, so the
+load of the shared machine cancels out as far as it can. For each case tfvae
+runs four ways: the default ``compile()`` (what a user gets; the epoch loop
+decides about XLA, see tfvae/epoch_loop.py), ``compile(jit_compile=True)``
+and ``compile(jit_compile=False)`` (the epoch loop with and without XLA),
+and Keras' per-step loop (the same model fed a ``tf.data`` dataset). The
+reference is the official Keras VAE example's pattern
+(bench/keras_example_vae.py) with the same bodies.
 
-1. Training throughput of ``tfvae.mlp_vae(64, (128, 128), 8,
-   likelihood="bernoulli")`` on binarized digits beside the reference in the
-   pattern of the official Keras VAE example (bench/keras_example_vae.py),
-   both through the user's ordinary ``compile(optimizer=Adam(1e-3))`` and
-   ``fit(x, epochs=E, batch_size=B, verbose=0)``: at batch 64 and 512, and a
-   compute-heavy case (784-512-512-32 on random binary 784-dim data, batch
-   128) whose achieved FLOP/s is set against the measured matmul peak.
-   Samples/s = examples / median steady epoch time (on_epoch_end to
-   on_epoch_end, after a warm-up ``fit`` epoch that absorbs tracing and XLA
-   compilation); the whole-``fit`` rate (wall time of a ``fit`` call of E
-   epochs) is shown too.  The models alternate, several repeats, medians;
-   the ratio is tfvae / reference within this one process.
-2. Quality at equal epochs: test negative ELBO (nats per example) of both,
-   same estimator: closed-form KL plus 10 reparameterized draws of the
-   reconstruction term per example.
-3. Inference: encoder latency for one example and for a batch of 256
-   (median and p95) for the Keras ``model.encode`` call, the SavedModel
-   ``encode`` signature, and LiteRT ``.tflite`` encoders (float32, float16,
-   dynamic-range and int8, XNNPACK default delegate), plus file sizes.
+(a) digits MLP 64-128-128-8, batch 64, binarized sklearn digits (1,437
+    training rows); quality: test log p(x) (IWAE, k=1000) after 150 epochs,
+    3 seeds, both models.
+(b) the Keras example's ConvNet (Conv2D 32, 64 / Dense 16 / z=2 / Dense 7x7x64
+    / Conv2DTranspose 64, 32, 1) on 28x28 binary images (the digits resized
+    with tf.image.resize and binarized: offline), batch 128. XLA's
+    convolutions are slow on this CPU, so the XLA path is timed on fewer images.
+(c) 784-512-512-32 MLP, batch 128, on the same images flattened; achieved
+    FLOP/s against the float32 matmul peak measured after each repeat; and
+    tfvae under ``keras.mixed_precision.set_global_policy("mixed_bfloat16")``:
+    its speed, and the test log p(x) (k=1000, computed in float32) of the
+    model trained that way against float32 training.
+(d) ``tfvae train`` on digits (150 epochs, the defaults) end to end, in a child
+    process per run (bench/train_parts.py), this tree against the previous
+    release (``git worktree add /tmp/S/baseline 5a38960``, or --baseline),
+    alternating: wall time and its parts. Its training phase (epochs x
+    training rows / seconds in fit, compiling, validation and backups
+    included) is set against the Keras-example pattern's whole-fit rate at
+    the same epochs and batch (the quality runs of (a)).
+(e) ``tfvae evaluate`` (k=1000) of that run: examples x k per second, of the
+    whole command and of ``VAE.log_likelihood`` alone, against the decoder's
+    matmul bound (the matmul peak / the decoder's FLOP per sample).
+Then encoder inference latency (Keras, SavedModel, LiteRT) as before.
 
 Training FLOPs: an MLP with layer sizes d_0..d_L does ``M = sum d_i *
 d_{i+1}`` multiply-adds per example forward (both latent heads counted);
@@ -40,7 +55,9 @@ environment.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
@@ -65,6 +82,8 @@ import tfvae  # noqa: E402
 
 DIGITS = (64, (128, 128), 8)
 HEAVY = (784, (512, 512), 32)
+#: tfvae's training paths, each a `compile(jit_compile=...)` and a way of feeding fit.
+PATHS = {"default": "auto", "epoch loop + XLA": True, "epoch loop": False, "keras per-step loop": "auto"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -77,6 +96,12 @@ def train_flops_per_example(case):
     return 6 * sum(i * o for i, o in enc + dec)
 
 
+def decoder_flops_per_sample(case):
+    """2 * multiply-adds of the decoder for one z."""
+    d, hidden, latent = case
+    return 2 * sum(i * o for i, o in zip((latent,) + hidden[::-1], hidden[::-1] + (d,)))
+
+
 class EpochClock(keras.callbacks.Callback):
     """Records the time at the start of training and at every epoch end."""
 
@@ -87,19 +112,46 @@ class EpochClock(keras.callbacks.Callback):
         self.times.append(time.perf_counter())
 
 
-def build(kind, case, seed=0):
-    """The reference or the tfvae model, compiled as a user would."""
+def digit_images():
+    """Binarized sklearn digits resized to 28x28x1: (train, test) split as `reference.load_digits_binarized`."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = tf.image.resize(digits.images[..., None] / 16.0, (28, 28)).numpy()
+    images = (images > 0.5).astype("float32")
+    train, test = train_test_split(images, test_size=0.2, stratify=digits.target, random_state=0)
+    return train, test
+
+
+def build(kind, case, seed=0, path="default"):
+    """A reference or tfvae model, compiled as a user would (`path`: a key of PATHS)."""
     keras.utils.set_random_seed(seed)
-    d, hidden, latent = case
-    if kind == "reference":
-        return reference.build_reference(d, hidden, latent)
-    model = tfvae.mlp_vae(d, hidden, latent, likelihood="bernoulli")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    if case == "conv":
+        if kind == "reference":
+            return reference.build_conv_reference()
+        model = tfvae.VAE(reference.conv_encoder_body(), reference.conv_decoder(), 2, likelihood="bernoulli")
+    elif kind == "reference":
+        return reference.build_reference(*case)
+    else:
+        model = tfvae.mlp_vae(case[0], case[1], case[2], likelihood="bernoulli")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=PATHS[path])
     return model
 
 
 def percentile_ms(seconds, q):
     return float(np.percentile(seconds, q) * 1e3)
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
 
 
 # ------------------------------------------------------------- matmul peak
@@ -136,72 +188,157 @@ def matmul_peak(sizes=(512, 1024, 2048, 3072)):
 
 # ------------------------------------------------------------- throughput
 
-def throughput(case, x, batch_size, epochs, repeats, measure_peak=False):
-    """Alternating reference/tfvae fits; medians of samples/s.
+def throughput(runners, batch_size, epochs, repeats, after_repeat=None):
+    """Interleaved fits of several models; medians of samples/s.
 
-    With ``measure_peak``, the matmul peak is measured again after every
-    repeat (the machine is shared: the peak moves with the load), and the
-    fraction of peak is the median over repeats of tfvae's FLOP/s in that
-    repeat over the peak measured right after it.
+    Args:
+        runners: ``{name: {"build": () -> compiled model, "x": array,
+            "dataset": feed a tf.data dataset (Keras' per-step loop),
+            "repeats": fewer repeats for a slow runner, "epochs": ...}}``.
+        after_repeat: optional ``() -> peak FLOP/s`` called after each repeat.
 
-    Returns ``{kind: {"epoch": samples/s, "fit": samples/s, "warmup_s": s}}``
-    plus ``"peak_fraction"`` and ``"peaks"`` with ``measure_peak``.
+    Returns:
+        ``{name: {"epoch": samples/s, "fit": samples/s, "warmup_s": s,
+        "path": model.fit_path, "rates": [epoch samples/s per repeat]}}``
+        and, with ``after_repeat``, ``"peaks"``.
     """
-    kinds = ("reference", "tfvae")
-    models, warmup = {}, {}
-    for kind in kinds:
+    models, out = {}, {}
+    for name, runner in runners.items():
         start = time.perf_counter()
-        models[kind] = build(kind, case)
-        models[kind].fit(x, epochs=1, batch_size=batch_size, verbose=0)
-        warmup[kind] = time.perf_counter() - start
-    peaks, fractions = [], []
-    epoch_rates = {k: [] for k in kinds}
-    fit_rates = {k: [] for k in kinds}
+        models[name] = runner["build"]()
+        _fit(models[name], runner, batch_size, 1)
+        out[name] = {"warmup_s": time.perf_counter() - start, "rates": [], "fits": [],
+                     "path": getattr(models[name], "fit_path", None)}
+        print(f"  warm {name}: {out[name]['warmup_s']:.1f}s ({out[name]['path']})", flush=True)
+    peaks = []
+    names = list(runners)
     for r in range(repeats):
-        for kind in kinds if r % 2 == 0 else kinds[::-1]:
+        for name in names if r % 2 == 0 else names[::-1]:
+            runner = runners[name]
+            if r >= runner.get("repeats", repeats):
+                continue
+            n_epochs = runner.get("epochs", epochs)
             clock = EpochClock()
             start = time.perf_counter()
-            models[kind].fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[clock])
-            fit_rates[kind].append(epochs * len(x) / (time.perf_counter() - start))
-            steady = np.diff(clock.times[1:]) if epochs > 1 else np.diff(clock.times)
-            epoch_rates[kind].append(len(x) / float(np.median(steady)))
-        if measure_peak:
-            peaks.append(max(matmul_peak().values()))
-            fractions.append(epoch_rates["tfvae"][-1] * train_flops_per_example(case) / peaks[-1])
-    out = {k: {"epoch": float(np.median(epoch_rates[k])), "fit": float(np.median(fit_rates[k])),
-               "warmup_s": warmup[k]} for k in kinds}
-    if measure_peak:
-        out.update(peak_fraction=float(np.median(fractions)), peaks=peaks)
+            _fit(models[name], runner, batch_size, n_epochs, callbacks=[clock])
+            out[name]["fits"].append(n_epochs * len(runner["x"]) / (time.perf_counter() - start))
+            steady = np.diff(clock.times[1:]) if n_epochs > 1 else np.diff(clock.times)
+            out[name]["rates"].append(len(runner["x"]) / float(np.median(steady)))
+        if after_repeat:
+            peaks.append(after_repeat())
+    for row in out.values():
+        row.update(epoch=float(np.median(row["rates"])), fit=float(np.median(row["fits"])))
+    if after_repeat:
+        out["peaks"] = peaks
     return out
+
+
+def _fit(model, runner, batch_size, epochs, callbacks=()):
+    x = runner["x"]
+    if runner.get("dataset"):
+        data = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x)).batch(batch_size)
+        return model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=list(callbacks))
+    return model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=list(callbacks))
+
+
+def tfvae_runners(case, x, **options):
+    """The four tfvae paths of PATHS on `case`, beside the reference."""
+    runners = {"reference": {"build": lambda: build("reference", case), "x": x}}
+    for path in PATHS:
+        runners[path] = {"build": lambda path=path: build("tfvae", case, path=path), "x": x,
+                         "dataset": path == "keras per-step loop", **options.get(path, {})}
+    return runners
 
 
 # ----------------------------------------------------------------- quality
 
-def negative_elbo_tfvae(model, x, n_samples=10, seed=0):
-    """Test -ELBO per example with the estimator of ``reference.negative_elbo``."""
-    z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(x))
-    sigma = np.exp(z_log_sigma)
-    kl = 0.5 * np.sum(z_mean ** 2 + sigma ** 2 - 1.0 - 2.0 * z_log_sigma, axis=1)
-    rng = np.random.default_rng(seed)
-    rec = np.zeros(len(x))
-    for _ in range(n_samples):
-        z = (z_mean + sigma * rng.standard_normal(z_mean.shape)).astype("float32")
-        rec -= np.asarray(model.likelihood(z).log_prob(x), dtype="float64")
-    return float(np.mean(kl + rec / n_samples))
+def tfvae_log_likelihood(model, x, num_samples=1000):
+    return model.log_likelihood(x, num_samples=num_samples, seed=0)
 
 
-def quality(x, x_test, epochs, seeds):
-    """Median over seeds of the test -ELBO after ``epochs`` epochs at batch 64."""
+def quality(x, x_test, epochs, seeds, num_samples):
+    """Test log p(x) (IWAE, k=num_samples) after `epochs` epochs at batch 64, per seed, and fit rates."""
     out = {"reference": [], "tfvae": []}
+    fit_rates = {"reference": [], "tfvae": []}
     for seed in seeds:
         for kind in out:
             model = build(kind, DIGITS, seed)
+            start = time.perf_counter()
             model.fit(x, epochs=epochs, batch_size=64, verbose=0)
+            fit_rates[kind].append(epochs * len(x) / (time.perf_counter() - start))
             if kind == "reference":
-                out[kind].append(reference.negative_elbo(model, x_test, n_samples=10))
+                out[kind].append(float(np.mean(reference.log_likelihood(model, x_test, num_samples))))
             else:
-                out[kind].append(negative_elbo_tfvae(model, x_test, n_samples=10))
-    return {k: (float(np.median(v)), v) for k, v in out.items()}
+                out[kind].append(float(np.mean(tfvae_log_likelihood(model, x_test, num_samples))))
+    return {"nll": out, "fit_rates": fit_rates}
+
+
+def bf16_quality(x, x_test, epochs, num_samples):
+    """Test log p(x) of the 784-512-512-32 model trained in float32 and in mixed_bfloat16.
+
+    Both are scored in float32 (the bfloat16-trained weights copied into a
+    float32 model), so the difference is what bfloat16 training costs.
+    """
+    out = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        with dtype_policy(policy):
+            model = build("tfvae", HEAVY, 0)
+            model.fit(x, epochs=epochs, batch_size=128, verbose=0)
+        scorer = build("tfvae", HEAVY, 0)
+        scorer.set_weights(model.get_weights())
+        out[policy] = float(np.mean(tfvae_log_likelihood(scorer, x_test, num_samples)))
+    return out
+
+
+# ------------------------------------------------------------ tfvae train
+
+def train_parts(tree, out_dir, options):
+    """Runs bench/train_parts.py with `tree`'s tfvae in a child process; its JSON plus `wall`."""
+    env = {**os.environ, "PYTHONPATH": tree}
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, os.path.join(HERE, "train_parts.py"), os.path.join(out_dir, "run"),
+                           *options], env=env, capture_output=True, text=True, cwd=out_dir)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"train_parts.py with {tree} failed:\n{done.stderr[-3000:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": wall}
+
+
+def main_job(baseline, workdir, epochs, repeats):
+    """(d): `tfvae train` of this tree and of `baseline`, alternating; medians of each part."""
+    options = ["--epochs", str(epochs)]
+    runs = {"this": [], "previous": []}
+    trees = {"this": ROOT, "previous": baseline}
+    for r in range(repeats):
+        for name in ("this", "previous") if r % 2 == 0 else ("previous", "this"):
+            runs[name].append(train_parts(trees[name], os.path.join(workdir, f"{name}{r}"), options))
+            print(f"  tfvae train ({name}): {runs[name][-1]['wall']:.1f}s", flush=True)
+    parts = ("wall", "import", "setup", "training", "evaluation", "plots", "saving")
+    medians = {name: {part: float(np.median([run[part] for run in values])) for part in parts}
+               for name, values in runs.items()}
+    return {"runs": runs, "median": medians, "epochs": epochs, "run_dir": os.path.join(workdir, "this0", "run")}
+
+
+def evaluate_job(run_dir, x_test, num_samples):
+    """(e): `tfvae evaluate RUN_DIR` and `VAE.log_likelihood` alone, examples x k per second."""
+    import tfvae.cli
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = tfvae.cli.main(["evaluate", run_dir, "--num-samples", str(num_samples)])
+    command = time.perf_counter() - start
+    with open(os.path.join(run_dir, "evaluation.json")) as handle:
+        examples = int(json.load(handle).get("num_examples", len(x_test)))
+    model = tfvae.load_model(os.path.join(run_dir, "model.keras"))
+    model.log_likelihood(x_test[:8], num_samples=num_samples, seed=0)  # traces
+    start = time.perf_counter()
+    model.log_likelihood(x_test, num_samples=num_samples, seed=0)
+    alone = time.perf_counter() - start
+    return {"status": status, "command_s": command, "examples": examples,
+            "command_rate": examples * num_samples / command, "alone_rate": len(x_test) * num_samples / alone,
+            "num_samples": num_samples}
 
 
 # --------------------------------------------------------------- inference
@@ -287,6 +424,12 @@ def inference(model, x_train, x_test, calls, workdir):
 
 # ----------------------------------------------------------------- report
 
+def _best_own(row):
+    """The fastest of tfvae's non-default paths, and its rate."""
+    name = max((p for p in PATHS if p != "default" and p in row), key=lambda p: row[p]["epoch"])
+    return name, row[name]["epoch"]
+
+
 def format_report(results, command):
     peak = max(results["peak"].values())
     lines = [
@@ -296,46 +439,132 @@ def format_report(results, command):
         f"Date: {results['date']}  ",
         f"Machine: {results['machine']}; TensorFlow {tf.__version__}, Keras {keras.__version__}",
         "",
-        "Generated by `bench/run.py` (see its docstring for the method). The reference is",
-        "`bench/keras_example_vae.py`, the official Keras VAE example pattern. Both models are",
-        "trained by the same `compile(optimizer=Adam(1e-3))` + `fit(x, epochs, batch_size)`",
-        "call, alternating in one process; numbers are medians of several repeats. The machine",
-        "is shared, so absolute numbers move between runs; the ratios are the result.",
+        "Generated by `bench/run.py` (its docstring says how each number is measured). The reference",
+        "is the official Keras VAE example's pattern (`bench/keras_example_vae.py`) with the same",
+        "bodies; both are trained by the same `compile(optimizer=Adam(1e-3))` + `fit(x, epochs,",
+        "batch_size)`, alternating in one process, medians of several repeats. The machine is",
+        "shared (other jobs ran during this run), so absolute numbers move between runs; the",
+        "ratios within a table are the result.",
         "",
-        "## Training throughput",
+        "## How `fit` trains, and how the default decides",
         "",
-        "| case | batch | reference samples/s | tfvae samples/s | ratio | tfvae whole-fit ratio | tfvae GFLOP/s | % of matmul peak | warm-up s (ref / tfvae) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "For arrays held in memory, `VAE.fit` runs each epoch as one compiled TensorFlow function",
+        "(shuffle, an in-graph loop over the batches, Adam inside) and array `validation_data` as one",
+        "compiled call per epoch, while Keras' own `fit` still drives callbacks, the progress bar and",
+        "History (`tfvae/epoch_loop.py`). With the default `compile()` (`jit_compile=\"auto\"`), the epoch",
+        "function is compiled with XLA when (1) the epoch has at least 16 full batches, so the seconds XLA",
+        "spends compiling are repaid, (2) op determinism is off, as in Keras' own \"auto\", and (3) the",
+        "traced step contains no convolution or pooling op (any TensorFlow op whose type name holds",
+        "`Conv` or `Pool`, whatever layer or custom code emitted it): on this CPU XLA runs small dense",
+        "layers several times faster but its convolutions and their gradients far slower (table below,",
+        "(b)). Otherwise the same epoch function runs without XLA. `compile(jit_compile=True)` or",
+        "`False` overrides the rule; after `fit`, `model.fit_path` says which loop ran",
+        "(`\"epoch loop + XLA\"`, `\"epoch loop\"`, or `\"keras\"` for Keras' per-step loop, used for",
+        "datasets, generators, `validation_split`, `class_weight`, `steps_per_execution`, a",
+        "`tf.distribute` strategy, or a Keras version outside the tested one, with a warning).",
+        "",
+        "`tfvae train` compiles without `steps_per_execution` on one device, so it trains on this",
+        "loop: its batch callbacks run once per epoch, so the non-finite check restores the last good",
+        "epoch's weights and backups are written at the first epoch end past `--backup-every` batches.",
+        "",
+        "## Training throughput: tfvae's default against the Keras example and against its own paths",
+        "",
+        "Samples/s of steady epochs. *default* is `compile()` with nothing else; *epoch loop + XLA* is",
+        "`compile(jit_compile=True)`, *epoch loop* `compile(jit_compile=False)`, *keras per-step loop*",
+        "the same model fed a `tf.data` dataset. \"default / best own\" is the default over the fastest",
+        "of the three others (at least 0.90 means the default never loses by more than 10%).",
+        "",
+        "| case | batch | reference | default (path chosen) | epoch loop + XLA | epoch loop | keras per-step loop "
+        "| default / reference | default / best own | warm-up s (ref / default) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in results["throughput"]:
-        r, t = row["reference"], row["tfvae"]
-        gflops = t["epoch"] * row["flops"] / 1e9
-        fraction = row.get("peak_fraction", gflops * 1e9 / peak)
+        best_name, best = _best_own(row)
+        cells = [f"{row[p]['epoch']:,.0f}" if p in row else "" for p in list(PATHS)[1:]]
         lines.append(
-            f"| {row['name']} | {row['batch']} | {r['epoch']:,.0f} | {t['epoch']:,.0f} | "
-            f"{t['epoch'] / r['epoch']:.2f}x | {t['fit'] / r['fit']:.2f}x | {gflops:.1f} | "
-            f"{100 * fraction:.0f}% | {r['warmup_s']:.1f} / {t['warmup_s']:.1f} |"
+            f"| {row['name']} | {row['batch']} | {row['reference']['epoch']:,.0f} | "
+            f"{row['default']['epoch']:,.0f} ({row['default']['path']}) | {' | '.join(cells)} | "
+            f"{row['default']['epoch'] / row['reference']['epoch']:.2f}x | "
+            f"{row['default']['epoch'] / best:.2f} (vs {best_name}) | "
+            f"{row['reference']['warmup_s']:.1f} / {row['default']['warmup_s']:.1f} |"
         )
+    heavy = next(row for row in results["throughput"] if row["key"] == "heavy")
+    flops = train_flops_per_example(HEAVY)
+    fractions = [rate * flops / p for rate, p in zip(heavy["default"]["rates"], heavy["peaks"])]
     lines += [
         "",
-        "Matmul peak (float32 `tf.matmul`, n x n): " + ", ".join(
-            f"n={n}: {v / 1e9:.1f}" for n, v in results["peak"].items()) + f" GFLOP/s at the start; peak {peak / 1e9:.1f} GFLOP/s.",
-        "For the 784-512-512-32 case the peak is measured again after each repeat (" + ", ".join(
-            f"{p / 1e9:.0f}" for row in results["throughput"] for p in row.get("peaks", [])) +
-        " GFLOP/s) and the % of peak is the median of each repeat's achieved FLOP/s over the peak measured right after it;",
-        "the other rows use the start peak.",
-        "Training FLOP/example = 6 x forward multiply-adds (digits MLP: "
-        f"{train_flops_per_example(DIGITS) / 1e6:.2f} MFLOP; 784-512-512-32: "
-        f"{train_flops_per_example(HEAVY) / 1e6:.2f} MFLOP).",
+        "Notes: " + "; ".join(row["note"] for row in results["throughput"] if row.get("note")) + ".",
         "",
-        f"## Quality at equal epochs ({results['quality_epochs']} epochs, batch 64, digits)",
+        "### (c) 784-512-512-32 against the matmul peak, and bfloat16",
         "",
-        "| model | test -ELBO (nats/example, median) | per seed |",
-        "| --- | ---: | --- |",
+        "Matmul peak (float32 `tf.matmul`, n x n) at the start: " + ", ".join(
+            f"n={n}: {v / 1e9:.1f}" for n, v in results["peak"].items()) + f" GFLOP/s (best {peak / 1e9:.1f}); "
+        "measured again after each repeat of (c): " + ", ".join(f"{p / 1e9:.0f}" for p in heavy["peaks"]) +
+        " GFLOP/s.",
+        f"Training FLOP/example = 6 x forward multiply-adds = {flops / 1e6:.2f} MFLOP.",
+        "",
+        "| tfvae on (c) | samples/s | GFLOP/s | % of the peak measured after the same repeat (median) | test log p(x), k=1000 |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| float32 (default) | {heavy['default']['epoch']:,.0f} | {heavy['default']['epoch'] * flops / 1e9:.1f} | "
+        f"{100 * float(np.median(fractions)):.0f}% | {results['bf16_nll']['float32']:.2f} |",
+        f"| mixed_bfloat16 (default compile) | {heavy['bfloat16']['epoch']:,.0f} | "
+        f"{heavy['bfloat16']['epoch'] * flops / 1e9:.1f} | "
+        f"{100 * float(np.median([r * flops / p for r, p in zip(heavy['bfloat16']['rates'], heavy['peaks'])])):.0f}% "
+        f"(of the float32 peak) | {results['bf16_nll']['mixed_bfloat16']:.2f} |",
+        "",
+        f"bfloat16 / float32 speed: {heavy['bfloat16']['epoch'] / heavy['default']['epoch']:.2f}x. The test log p(x) "
+        f"is of models trained {results['bf16_epochs']} epochs on the 1,437 training images (28x28, flattened) and "
+        "scored in float32 on the 360 test images.",
+        "",
+        f"## Quality (a): test log p(x) after {results['quality_epochs']} epochs, batch 64, digits",
+        "",
+        f"IWAE estimate with k={results['quality_k']} per test example (360 examples), nats; higher is better.",
+        "",
+        "| model | mean over seeds | per seed | whole-fit samples/s (mean) |",
+        "| --- | ---: | --- | ---: |",
     ]
-    for kind, (median, values) in results["quality"].items():
-        lines.append(f"| {kind} | {median:.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+    for kind, values in results["quality"]["nll"].items():
+        rate = float(np.mean(results["quality"]["fit_rates"][kind]))
+        lines.append(f"| {kind} | {np.mean(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | {rate:,.0f} |")
+    job = results["main_job"]
+    this, previous = job["median"]["this"], job["median"]["previous"]
+    reference_rate = float(np.mean(results["quality"]["fit_rates"]["reference"]))
+    train_rate = job["epochs"] * results["train_rows"] / this["training"]
     lines += [
+        "",
+        f"## (d) `tfvae train` on digits ({job['epochs']} epochs, defaults), end to end",
+        "",
+        f"Seconds, median of {len(job['runs']['this'])} runs each, alternating, in child processes "
+        "(`bench/train_parts.py`); *previous* is commit 5a38960.",
+        "",
+        "| part | this | previous | this / previous |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for part in ("wall", "import", "setup", "training", "evaluation", "plots", "saving"):
+        lines.append(f"| {part} | {this[part]:.2f} | {previous[part]:.2f} | {this[part] / previous[part]:.2f} |")
+    lines += [
+        "",
+        f"Training phase: {train_rate:,.0f} samples/s ({job['epochs']} x {results['train_rows']:,} rows / "
+        f"{this['training']:.1f} s, compiling, per-epoch validation, backups and history.csv included) = "
+        f"{train_rate / reference_rate:.2f}x the Keras-example pattern's whole-fit rate at the same epochs and "
+        f"batch ({reference_rate:,.0f} samples/s, (a)'s quality runs). Previous release's training phase: "
+        f"{job['epochs'] * results['train_rows'] / previous['training']:,.0f} samples/s.",
+        "",
+    ]
+    ev = results["evaluate"]
+    bound = peak / decoder_flops_per_sample(DIGITS)
+    lines += [
+        f"## (e) `tfvae evaluate` (k={ev['num_samples']}) on the digits test split",
+        "",
+        "| what | examples x k per second | % of the decoder's matmul bound |",
+        "| --- | ---: | ---: |",
+        f"| `tfvae evaluate RUN_DIR` (whole command in-process: load, ELBO with 100 draws, NLL, files; "
+        f"{ev['command_s']:.1f} s) | {ev['command_rate']:,.0f} | {100 * ev['command_rate'] / bound:.1f}% |",
+        f"| `VAE.log_likelihood(x_test, {ev['num_samples']})` alone | {ev['alone_rate']:,.0f} | "
+        f"{100 * ev['alone_rate'] / bound:.1f}% |",
+        "",
+        f"Decoder matmul bound: the peak {peak / 1e9:.1f} GFLOP/s over {decoder_flops_per_sample(DIGITS) / 1e3:.1f} "
+        f"kFLOP per z (8-128-128-64) = {bound:,.0f} samples/s.",
         "",
         "## Encoder inference latency (digits model)",
         "",
@@ -378,31 +607,31 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    names = [f"{r['name'].split(' ')[-1]}\nbatch {r['batch']}" for r in results["throughput"]]
-    ref = [r["reference"]["epoch"] for r in results["throughput"]]
-    ours = [r["tfvae"]["epoch"] for r in results["throughput"]]
-    pos = np.arange(len(names))
-    ax1.bar(pos - 0.2, ref, 0.4, label="Keras example pattern")
-    ax1.bar(pos + 0.2, ours, 0.4, label="tfvae")
-    for p, a, b in zip(pos, ref, ours):
-        ax1.text(p + 0.2, b, f"{b / a:.1f}x", ha="center", va="bottom")
-    ax1.set_xticks(pos, names)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    rows = results["throughput"]
+    series = ["reference", *PATHS]
+    width = 0.8 / len(series)
+    pos = np.arange(len(rows))
+    for i, name in enumerate(series):
+        values = [row[name]["epoch"] if name in row else np.nan for row in rows]
+        label = "Keras example pattern" if name == "reference" else f"tfvae {name}"
+        ax1.bar(pos + (i - (len(series) - 1) / 2) * width, values, width, label=label)
+    ax1.set_xticks(pos, [f"{row['name']}\nbatch {row['batch']}" for row in rows])
     ax1.set_ylabel("training samples/s (steady epochs)")
     ax1.set_yscale("log")
-    ax1.legend(loc="lower left")
+    ax1.legend(fontsize=8)
     ax1.set_title("Training throughput, compile + fit")
-    labels = [row[0].replace("LiteRT encoder ", "LiteRT ") for row in results["inference"]]
-    med1 = [percentile_ms(row[2][1], 50) for row in results["inference"]]
-    med256 = [percentile_ms(row[2][256], 50) for row in results["inference"]]
-    pos = np.arange(len(labels))
-    ax2.barh(pos - 0.2, med1, 0.4, label="1 example")
-    ax2.barh(pos + 0.2, med256, 0.4, label="batch of 256")
-    ax2.set_yticks(pos, labels)
-    ax2.set_xscale("log")
-    ax2.set_xlabel("encoder latency, median ms")
-    ax2.legend()
-    ax2.set_title("Inference")
+    job = results["main_job"]["median"]
+    parts = ("import", "setup", "training", "evaluation", "plots", "saving")
+    left = np.zeros(2)
+    for part in parts:
+        values = np.array([job["this"][part], job["previous"][part]])
+        ax2.barh([0, 1], values, left=left, label=part)
+        left += values
+    ax2.set_yticks([0, 1], ["this tree", "previous release"])
+    ax2.set_xlabel("seconds")
+    ax2.legend(fontsize=8)
+    ax2.set_title(f"tfvae train, digits, {results['main_job']['epochs']} epochs")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -413,47 +642,91 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats/epochs (smoke run)")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    parser.add_argument("--baseline", default="/tmp/S/baseline",
+                        help="a checkout of the previous release (git worktree add PATH 5a38960)")
     args = parser.parse_args(argv)
     command = "python bench/run.py" + (" --quick" if args.quick else "")
-    repeats = 2 if args.quick else 5
-    quality_epochs = 10 if args.quick else 150
+    if not os.path.isdir(os.path.join(args.baseline, "tfvae")):
+        parser.error(f"--baseline {args.baseline} holds no tfvae: run `git worktree add {args.baseline} 5a38960`")
+    repeats = 2 if args.quick else 3
+    quality_epochs = 5 if args.quick else 150
     seeds = (0,) if args.quick else (0, 1, 2)
-    calls = 50 if args.quick else 300
+    k = 50 if args.quick else 1000
+    calls = 30 if args.quick else 300
 
     x, x_test, _, _ = reference.load_digits_binarized()
-    heavy_x = (np.random.default_rng(0).random((2048 if args.quick else 4096, 784)) > 0.5).astype("float32")
+    images, images_test = digit_images()
+    tiled = np.concatenate([images] * 3)  # 4,311 images: 33 full batches of 128
     results = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "quality_epochs": quality_epochs,
+        "quality_epochs": quality_epochs, "quality_k": k, "train_rows": len(x),
     }
     t0 = time.perf_counter()
+
+    def progress(what):
+        print(f"{what} ({time.perf_counter() - t0:.0f}s)", flush=True)
+        if what.endswith("throughput"):
+            row = results["throughput"][-1]
+            print("  " + ", ".join(f"{name}: {row[name]['epoch']:,.0f}/s" for name in ("reference", *PATHS)
+                                   if name in row) + f"; default/reference {row['default']['epoch'] / row['reference']['epoch']:.2f}x, "
+                  f"default/best own {row['default']['epoch'] / _best_own(row)[1]:.2f}", flush=True)
+
     results["peak"] = matmul_peak()
-    print(f"matmul peak measured ({time.perf_counter() - t0:.0f}s)", flush=True)
-    cases = [("digits 64-128-128-8", DIGITS, x, 64, 5), ("digits 64-128-128-8", DIGITS, x, 512, 10),
-             ("random 784-512-512-32", HEAVY, heavy_x, 128, 2)]
+    progress("matmul peak")
     results["throughput"] = []
-    for name, case, data, batch, epochs in cases:
-        row = throughput(case, data, batch, epochs, repeats, measure_peak=case is HEAVY)
-        row.update(name=name, batch=batch, flops=train_flops_per_example(case))
-        results["throughput"].append(row)
-        print(f"throughput {name} batch {batch}: ratio {row['tfvae']['epoch'] / row['reference']['epoch']:.2f} "
-              f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    results["quality"] = quality(x, x_test, quality_epochs, seeds)
-    print(f"quality done ({time.perf_counter() - t0:.0f}s)", flush=True)
+    row = throughput(tfvae_runners(DIGITS, x), 64, 5, repeats)
+    row.update(key="digits", name="(a) digits MLP 64-128-128-8", batch=64)
+    results["throughput"].append(row)
+    progress("(a) throughput")
+    xla_images = tiled[:256 if args.quick else 512]
+    row = throughput(tfvae_runners("conv", tiled, **{"epoch loop + XLA": {"x": xla_images, "repeats": 1, "epochs": 1}}),
+                     128, 3, repeats)
+    row.update(key="conv", name="(b) Keras example ConvNet", batch=128,
+               note=f"(b)'s epoch loop + XLA ran 1 repeat on {len(xla_images):,} of the {len(tiled):,} images")
+    results["throughput"].append(row)
+    progress("(b) throughput")
+    flat = tiled.reshape(len(tiled), -1)
+
+    def bf16_model():
+        with dtype_policy("mixed_bfloat16"):
+            return build("tfvae", HEAVY)
+
+    runners = tfvae_runners(HEAVY, flat)
+    runners["bfloat16"] = {"build": bf16_model, "x": flat}
+    row = throughput(runners, 128, 2, repeats, after_repeat=lambda: max(matmul_peak((1024, 2048)).values()))
+    row.update(key="heavy", name="(c) MLP 784-512-512-32", batch=128)
+    results["throughput"].append(row)
+    progress("(c) throughput")
+    results["bf16_epochs"] = 3 if args.quick else 50
+    results["bf16_nll"] = bf16_quality(images.reshape(len(images), -1), images_test.reshape(len(images_test), -1),
+                                       results["bf16_epochs"], k)
+    progress("(c) bfloat16 quality")
+    print(f"  {results['bf16_nll']}", flush=True)
+    results["quality"] = quality(x, x_test, quality_epochs, seeds, k)
+    progress("(a) quality")
+    print(f"  {results['quality']}", flush=True)
     workdir = tempfile.mkdtemp(prefix="tfvae_bench_")
     try:
+        results["main_job"] = main_job(args.baseline, workdir, 5 if args.quick else 150, 1 if args.quick else 2)
+        progress("(d) tfvae train")
+        print(f"  {results['main_job']['median']}", flush=True)
+        results["evaluate"] = evaluate_job(results["main_job"]["run_dir"], x_test, k)
+        progress("(e) tfvae evaluate")
+        print(f"  {results['evaluate']}", flush=True)
         model = build("tfvae", DIGITS)
         model.fit(x, epochs=quality_epochs, batch_size=64, verbose=0)
         results["inference"] = inference(model, x, x_test, calls, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"inference done ({time.perf_counter() - t0:.0f}s)", flush=True)
+    progress("inference")
     text = format_report(results, command)
     print(text)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(results, f, default=lambda value: np.asarray(value).tolist())
     plot(results, os.path.join(os.path.dirname(args.out), "benchmarks.png"))
     print(f"wrote {args.out} and benchmarks.png ({time.perf_counter() - t0:.0f}s total)")
 

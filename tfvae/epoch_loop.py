@@ -257,23 +257,24 @@ class EpochLoop:
                     return self._step_logs()
                 return {metric.name: metric.result() for metric in self.metrics}
 
+            function = tf.function(epoch, jit_compile=False)
             if uses_xla is None:
-                uses_xla = self._decide_xla(data, present, min(n, batch_size), num_full)
-            self._epoch_functions[key] = (tf.function(epoch, jit_compile=uses_xla), uses_xla)
+                uses_xla = self._decide_xla(function, data, num_full)
+            if uses_xla:
+                # XLA compiles the graph traced without it: the Python step is traced once.
+                traced = function.get_concrete_function(data)
+                function = tf.function(lambda data: traced(data), jit_compile=True)
+            self._epoch_functions[key] = (function, uses_xla)
         function, uses_xla = self._epoch_functions[key]
         return (lambda: function(data)), uses_xla
 
-    def _decide_xla(self, data, present, batch_size, num_full):
-        """The XLA decision for an epoch function (see the module docstring)."""
+    def _decide_xla(self, function, data, num_full):
+        """The XLA decision for an epoch `function` of `data` (see the module docstring)."""
         if self._epoch_jit_compile != "auto":
             return bool(self._epoch_jit_compile)
         if num_full < AUTO_XLA_MIN_BATCHES or is_op_determinism_enabled():
             return False
-        # The forward step (test_step) is traced, not the training step: a third of the
-        # tracing time, and the gradient of a convolution is a convolution.
-        batch = tuple(tf.TensorSpec([batch_size, *value.shape[1:]], value.dtype) for value in data)
-        step = tf.function(lambda batch: self.test_step(_rows(batch, present, None)))
-        return not _slow_under_xla(step.get_concrete_function(batch))
+        return not _slow_under_xla(function.get_concrete_function(data))
 
     def _epoch_order(self, n, shuffle):
         if not shuffle:
@@ -299,6 +300,6 @@ def _is_array(value):
 
 
 def _rows(data, present, index):
-    """`(x, y, sample_weight)` rows `index` (None: all) of the arrays present, None for the rest."""
-    rows = iter(value if index is None else tf.gather(value, index) for value in data)
+    """`(x, y, sample_weight)` rows `index` of the arrays present, None for the rest."""
+    rows = iter(tf.gather(value, index) for value in data)
     return tuple(next(rows) if is_present else None for is_present in present)
