@@ -70,13 +70,7 @@ def preprocess(model, raw):
     Returns:
         A float32 tensor of the same shape.
     """
-    prep = model.preprocessing or {}
-    offset = np.asarray(prep.get("offset", 0.0), np.float32)
-    divisor = np.asarray(prep.get("divisor", 1.0), np.float32)
-    divisor = np.where(divisor == 0, 1, divisor).astype(np.float32)
-    shape = tuple(model.event_shape)
-    offset, divisor = (value.reshape(shape) if value.size > 1 else value for value in (offset, divisor))
-    threshold = prep.get("binarize_threshold")
+    offset, divisor, threshold = _examples.preprocessing_constants(model)
     with tf.name_scope("preprocessing"):
         if threshold is not None:
             # Scalar branches: one SELECT_V2 that broadcasts, no ops that build

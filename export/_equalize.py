@@ -40,7 +40,10 @@ def equalized_copy(model):
         model: a `tfvae.VAE`.
 
     Returns:
-        A new `tfvae.VAE`.
+        A new `tfvae.VAE`; or `model` itself when neither body is a Dense
+        chain, or when Keras cannot rebuild the model from its config (a
+        custom layer that is not registered): then there is nothing to
+        equalize, or no copy to equalize safely.
 
     Example:
 
@@ -48,7 +51,12 @@ def equalized_copy(model):
     >>> np.allclose(copy.encode(x)[0], model.encode(x)[0], atol=1e-5)
     True
     """
-    copy = type(model).from_config(model.get_config())
+    if not (_dense_chain(model.encoder) or _dense_chain(model.decoder)):
+        return model
+    try:
+        copy = type(model).from_config(model.get_config())
+    except (TypeError, ValueError):  # e.g. an unregistered custom layer in a body
+        return model
     copy.set_weights(model.get_weights())
     encoder, decoder = _dense_chain(copy.encoder), _dense_chain(copy.decoder)
     for _ in range(_PASSES):

@@ -62,16 +62,28 @@ def as_examples(model, data, name):
     return Examples(x, _class_ids(model, labels, len(x), name))
 
 
+def preprocessing_constants(model):
+    """`(offset, divisor, threshold)` of `model.preprocessing` as float32 arrays that broadcast over x.
+
+    A divisor of 0 counts as 1 (a constant feature), as in
+    `tfvae.datasets.apply_preprocessing`; `threshold` is None without
+    binarization. A model without preprocessing gives (0, 1, None).
+    """
+    prep = model.preprocessing or {}
+    shape = tuple(model.event_shape)
+    offset, divisor = (np.asarray(prep.get(key, default), np.float32)
+                       for key, default in (("offset", 0.0), ("divisor", 1.0)))
+    offset, divisor = (value.reshape(shape) if value.size > 1 else value for value in (offset, divisor))
+    threshold = prep.get("binarize_threshold")
+    return offset, np.where(divisor == 0, 1, divisor).astype(np.float32), threshold
+
+
 def synthetic(model, rows=SYNTHETIC_ROWS, seed=0):
     """Raw rows that preprocess to uniform noise in [0, 1] (and random labels): parity data when none is given."""
     rng = np.random.default_rng(seed)
     unit = rng.uniform(0.0, 1.0, (rows,) + tuple(model.event_shape)).astype(np.float32)
-    prep = model.preprocessing or {}
-    shape = tuple(model.event_shape)
-    offset, divisor = (np.asarray(prep.get(key, default), np.float32) for key, default in (("offset", 0.0),
-                                                                                        ("divisor", 1.0)))
-    offset, divisor = (value.reshape(shape) if value.size > 1 else value for value in (offset, divisor))
-    x = (unit * np.where(divisor == 0, 1, divisor) + offset).astype(np.float32)
+    offset, divisor, _ = preprocessing_constants(model)
+    x = (unit * divisor + offset).astype(np.float32)
     labels = rng.integers(0, model.num_classes, rows).astype(np.int32) if model.num_classes else None
     return Examples(x, labels)
 
