@@ -174,21 +174,29 @@ def test_ctrl_c_and_kills_at_many_moments_of_a_default_run_lose_no_epoch(tmp_pat
 
 @pytest.mark.slow
 def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
+    # As a user presses Ctrl-C: during start-up, then once history.csv holds 3, 50 and 110 epochs.
     run = tmp_path / "run"
     delays = []
-    for wait in (9.0, 13.0, 17.0):  # seconds after start: training is under way (start-up takes ~5-8 s)
-        process = subprocess.Popen([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, stdout=subprocess.PIPE,
+    for rows in (0, 3, 50, 110):
+        process = subprocess.Popen([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
-        time.sleep(wait)
+        deadline = time.monotonic() + 1200  # a guard against hanging forever, not a measurement
+        while (len(_history_epochs(run)) < rows or not rows and time.monotonic() < deadline - 1199) \
+                and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=600)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=600)
+        exited_after = time.monotonic() - sent
         assert process.returncode == 130, err[-2000:]
         assert len([line for line in err.splitlines() if line.startswith("tfvae")]) == 1, err
-        assert "tfvae train --out run --resume" in err
-        if "s after Ctrl-C" in err:
-            delays.append(float(err.split("stopped ", 1)[1].split(" s after", 1)[0]))
+        assert "tfvae train: interrupted" in err and "continue with: tfvae train --out run --resume" in err
+        if "stopped at the end of epoch" in err:
+            delays.append(round(exited_after, 2))
         _check_consistent(run)
-    print(f"seconds from Ctrl-C to the safe stop: {delays}")
+    # Printed, not asserted (speed is measured, never a test's condition): SIGINT to exit, shutdown included.
+    print(f"seconds from SIGINT to the exit of tfvae train, at 3, 50 and 110 epochs: {delays}")
+    assert len(delays) == 3  # the three Ctrl-Cs during training stopped at an epoch end with a backup
     finished = subprocess.run([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, capture_output=True, text=True,
                               timeout=1800)
     assert finished.returncode == 0, finished.stderr[-2000:]

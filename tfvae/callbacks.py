@@ -355,7 +355,10 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     Attributes:
         stopped_epoch: the epoch (0-based) after which training stopped, or None.
-        delay: seconds from the first Ctrl-C to the stop, or None.
+        delay: seconds from the moment Python ran the handler of the first
+            Ctrl-C to the stop, or None. (Python runs signal handlers only
+            between its own instructions: while an epoch runs in one compiled
+            call, at that call's end.)
 
     Example:
 

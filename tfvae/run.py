@@ -152,7 +152,7 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
         interrupt.restore()
     if interrupt.stopped_epoch is not None:
         raise KeyboardInterrupt(
-            f"stopped {interrupt.delay:.1f} s after Ctrl-C, at the end of epoch {interrupt.stopped_epoch + 1}, "
+            f"stopped at the end of epoch {interrupt.stopped_epoch + 1} (the epoch in progress at Ctrl-C), "
             f"backed up in {resumable.backup_dir(out)}"
         )
     run_folder.save_model(model, os.path.join(out, run_folder.MODEL))
