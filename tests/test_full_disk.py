@@ -143,3 +143,24 @@ def test_export_on_a_full_disk(small_disk, finished_run, tmp_path):
                           text=True, timeout=900)
     _one_line_error(done, "tfvae-export", ["export", "saved_model", ".tflite"])
     assert _partial_files(run) == [] and not (run / "export").exists()
+
+
+def test_an_unwritable_folder_is_one_line_for_train_and_evaluate(small_disk, finished_run, tmp_path):
+    disk = small_disk(200)
+    run = disk / "run"
+    run.mkdir()
+    for name in (run_folder.RUN_JSON, run_folder.MODEL):
+        shutil.copy(finished_run / name, run / name)
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+    if remounted.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {remounted.stderr.strip()}")
+    train = subprocess.run([sys.executable, "-m", "tfvae", "train", *SMALL, "--out", str(disk / "new")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    evaluate = subprocess.run([sys.executable, "-m", "tfvae", "evaluate", str(run), "--num-samples", "2"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    for done, command, name in ((train, "tfvae train", "new"), (evaluate, "tfvae evaluate", "evaluation.json")):
+        assert done.returncode == 1, done.stderr[-3000:]
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{command}: error:"), done.stderr[-3000:]
+        assert "Read-only file system" in lines[0] and name in lines[0], lines[0]
+    assert sorted(os.listdir(run)) == [run_folder.MODEL, run_folder.RUN_JSON]
