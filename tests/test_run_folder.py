@@ -208,3 +208,28 @@ def test_a_backup_restores_the_optimizer_state_too(tmp_path):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+def test_a_second_ctrl_c_loses_only_the_epoch_in_progress(tmp_path):
+    # Backups every 1000 batches (none due in 4 epochs); KeyboardInterrupt, as a second Ctrl-C raises it,
+    # at the start of the fifth epoch: the four finished epochs are backed up, nothing more.
+    class SecondCtrlC(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 4:
+                raise KeyboardInterrupt
+
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer="adam")
+    backup = BackupAndRestore(str(tmp_path / "b"), save_freq=1000, delete_checkpoint=False)
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            model.fit(x, batch_size=8, epochs=10, verbose=0, callbacks=[backup, SecondCtrlC()])
+        except KeyboardInterrupt:
+            assert backup.save_last_epoch()
+            raise
+    metadata, weights, note = BackupAndRestore.latest_backup(str(tmp_path / "b"))
+    assert metadata["epoch"] == 4 and note is None
+    with np.load(weights) as archive:
+        np.testing.assert_array_equal(archive["v00000"], model.weights[0].numpy())
+    assert not backup.save_last_epoch()  # written once

@@ -146,6 +146,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.restored = None
         self._generation = 0
         self._due_at_epoch_end = False
+        self._last_epoch_state = None
 
     @staticmethod
     def latest_backup(backup_dir):
@@ -237,17 +238,41 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
         last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
+        self._last_epoch_state = None
         if self.save_freq == "epoch" or self._due_at_epoch_end or last or self.model.stop_training:
             self._save_model()
+        else:
+            # Host copies of the finished epoch's state (a few MB, about a millisecond): what
+            # `save_last_epoch` writes if a second Ctrl-C stops training before the next backup.
+            self._last_epoch_state = [keras.ops.convert_to_numpy(variable) for variable in self._variables()]
         self._due_at_epoch_end = False
 
-    def _save_model(self):
+    def save_last_epoch(self):
+        """Backs up the last finished epoch if no backup holds it yet; after `fit` was stopped at once.
+
+        `fit` interrupted by `KeyboardInterrupt` (a second Ctrl-C) loses the
+        epoch in progress only: the state at the end of the epoch before it
+        is kept in host memory and written here.
+
+        Returns:
+            True if a backup was written.
+        """
+        if self._last_epoch_state is None:
+            return False
+        values, self._last_epoch_state = self._last_epoch_state, None
+        self._last_batch_seen = 0
+        self._save_model(values)
+        return True
+
+    def _save_model(self, values=None):
         os.makedirs(self.backup_dir, exist_ok=True)
         self._generation += 1
         name = f"weights-{self._generation:06d}.npz"
+        if values is None:
+            values = [keras.ops.convert_to_numpy(variable) for variable in self._variables()]
+        self._last_epoch_state = None  # this backup is at least as new
         buffer = io.BytesIO()
-        np.savez(buffer, **{f"v{number:05d}": keras.ops.convert_to_numpy(variable)
-                            for number, variable in enumerate(self._variables())})
+        np.savez(buffer, **{f"v{number:05d}": value for number, value in enumerate(values)})
         content = buffer.getvalue()
         with _atomic.replacing(os.path.join(self.backup_dir, name)) as temporary:
             _atomic.write_bytes(temporary, content)
@@ -349,8 +374,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
     first one is noted and, at the next epoch end, `model.stop_training` is
     set, which makes `BackupAndRestore` (placed after this callback) write a
     backup of the finished epoch. A second SIGINT raises `KeyboardInterrupt`
-    as usual (the atomic backups stay whole; the epoch in progress, and
-    anything since the last backup, is lost). The previous handler is put
+    as usual (the atomic backups stay whole; `tfvae train` then writes the
+    last finished epoch with `BackupAndRestore.save_last_epoch`, so only the
+    epoch in progress is lost). The previous handler is put
     back at the end of `fit` or by `restore()`.
 
     Attributes:

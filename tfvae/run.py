@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfvae import _checks, datasets, distribute, plot, resumable, run_folder
 from tfvae.builders import mlp_vae
-from tfvae.callbacks import StopOnInterrupt, TerminateOnNonFinite
+from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
 from tfvae.saving import load_model
 
@@ -143,11 +143,15 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     stop = TerminateOnNonFinite(verbose=False)
     resumables = resumable.callbacks(out, resume, backup_every)
     interrupt = next(callback for callback in resumables if isinstance(callback, StopOnInterrupt))
+    backup = next(callback for callback in resumables if isinstance(callback, BackupAndRestore))
     try:
         history = model.fit(
             x_train, labels_train, epochs=options["epochs"], batch_size=batch_size,
             validation_data=(x_test, labels_test), verbose=verbose, callbacks=[stop, *resumables, *callbacks],
         )
+    except KeyboardInterrupt:  # a second Ctrl-C: keep every finished epoch
+        backup.save_last_epoch()
+        raise
     finally:
         interrupt.restore()
     if interrupt.stopped_epoch is not None:
