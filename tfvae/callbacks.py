@@ -146,7 +146,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.restored = None
         self._generation = 0
         self._due_at_epoch_end = False
-        self._last_epoch_state = None
+        self._unsaved_epoch_end = None  # the epoch whose end the model holds, if no backup holds it
 
     @staticmethod
     def latest_backup(backup_dir):
@@ -238,41 +238,43 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
         last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
-        self._last_epoch_state = None
+        self._unsaved_epoch_end = epoch + 1  # the model holds this epoch's end until the next call
         if self.save_freq == "epoch" or self._due_at_epoch_end or last or self.model.stop_training:
             self._save_model()
-        else:
-            # Host copies of the finished epoch's state (a few MB, about a millisecond): what
-            # `save_last_epoch` writes if a second Ctrl-C stops training before the next backup.
-            self._last_epoch_state = [keras.ops.convert_to_numpy(variable) for variable in self._variables()]
         self._due_at_epoch_end = False
 
-    def save_last_epoch(self):
-        """Backs up the last finished epoch if no backup holds it yet; after `fit` was stopped at once.
+    def on_train_batch_begin(self, batch, logs=None):
+        self._unsaved_epoch_end = None  # the state moves past the epoch's end
 
-        `fit` interrupted by `KeyboardInterrupt` (a second Ctrl-C) loses the
-        epoch in progress only: the state at the end of the epoch before it
-        is kept in host memory and written here.
+    def on_train_end(self, logs=None):
+        self.save_last_epoch()  # stopped after this callback's on_epoch_end had run
+        super().on_train_end(logs)
+
+    def save_last_epoch(self):
+        """Backs up the model if it holds the end of an epoch that no backup holds yet.
+
+        Between two compiled calls of `fit` (where Python, and so a Ctrl-C,
+        gets control) the model holds the state at the end of the last
+        finished epoch; `tfvae train` calls this when a second Ctrl-C stops
+        `fit` at once, so that only the epoch in progress is lost. It costs
+        nothing while training runs.
 
         Returns:
             True if a backup was written.
         """
-        if self._last_epoch_state is None:
+        if self._unsaved_epoch_end is None:
             return False
-        values, self._last_epoch_state = self._last_epoch_state, None
-        self._last_batch_seen = 0
-        self._save_model(values)
+        self._current_epoch, self._last_batch_seen = self._unsaved_epoch_end, 0
+        self._save_model()
         return True
 
-    def _save_model(self, values=None):
+    def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         self._generation += 1
         name = f"weights-{self._generation:06d}.npz"
-        if values is None:
-            values = [keras.ops.convert_to_numpy(variable) for variable in self._variables()]
-        self._last_epoch_state = None  # this backup is at least as new
         buffer = io.BytesIO()
-        np.savez(buffer, **{f"v{number:05d}": value for number, value in enumerate(values)})
+        np.savez(buffer, **{f"v{number:05d}": keras.ops.convert_to_numpy(variable)
+                            for number, variable in enumerate(self._variables())})
         content = buffer.getvalue()
         with _atomic.replacing(os.path.join(self.backup_dir, name)) as temporary:
             _atomic.write_bytes(temporary, content)
@@ -286,6 +288,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 os.unlink(current)
         with _atomic.replacing(current) as temporary:
             _atomic.write_text(temporary, json.dumps(metadata))
+        self._unsaved_epoch_end = None
         self._remove_unreferenced()
 
     def _remove_unreferenced(self):
@@ -375,8 +378,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
     set, which makes `BackupAndRestore` (placed after this callback) write a
     backup of the finished epoch. A second SIGINT raises `KeyboardInterrupt`
     as usual (the atomic backups stay whole; `tfvae train` then writes the
-    last finished epoch with `BackupAndRestore.save_last_epoch`, so only the
-    epoch in progress is lost). The previous handler is put
+    last finished epoch with `BackupAndRestore.save_last_epoch` when the
+    model holds it, so only the epoch in progress is lost). The previous handler is put
     back at the end of `fit` or by `restore()`.
 
     Attributes:
