@@ -2,15 +2,14 @@
 
 Each artifact is written to a temporary sibling (`.NAME.tmp-XXXX`, same
 directory, hence the same file system) and renamed into place only when
-everything succeeded. Several targets (a `.tflite` and its JSON sidecar) are
-committed together: if one rename fails, the ones already done are rolled
+everything succeeded. Several targets (for example a file and the folder
+it describes) can be committed together: if one rename fails, the ones already done are rolled
 back and the previous artifacts restored. On any failure no partial artifact
 and no temporary file is left, and an existing artifact is untouched.
 
-    with Staging([path, sidecar], overwrite=False) as staging:
-        write_bytes(staging.temp(path), content)
-        write_bytes(staging.temp(sidecar), metadata)
-    # both renamed into place here
+    with Staging([saved_model_dir], overwrite=False) as staging:
+        model.export(staging.temp(saved_model_dir))
+    # renamed into place here
 
 A single file is replaced in one rename (`replacing`): a reader, or a kill,
 sees the old file or the new one, never a mix and never neither.
