@@ -616,7 +616,7 @@ def plot(results, path):
         values = [row[name]["epoch"] if name in row else np.nan for row in rows]
         label = "Keras example pattern" if name == "reference" else f"tfvae {name}"
         ax1.bar(pos + (i - (len(series) - 1) / 2) * width, values, width, label=label)
-    ax1.set_xticks(pos, [f"{row['name']}\nbatch {row['batch']}" for row in rows])
+    ax1.set_xticks(pos, [f"{row['name'].replace(' ', chr(10), 1)}\nbatch {row['batch']}" for row in rows], fontsize=8)
     ax1.set_ylabel("training samples/s (steady epochs)")
     ax1.set_yscale("log")
     ax1.legend(fontsize=8)
