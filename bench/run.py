@@ -1,6 +1,6 @@
 """tfvae benchmarks: training speed on the workloads users bring, quality, inference.
 
-    python bench/run.py                 # full run (~25 min on a quiet 2-core machine)
+    python bench/run.py                 # full run (31 min measured on the shared, loaded 2-core machine)
     python bench/run.py --quick         # smoke run, same tables, numbers not meaningful
 
 Prints the tables and writes them to docs/benchmarks.md, with a chart
