@@ -15,20 +15,7 @@ Every artifact takes raw input (the graph preprocesses it), carries its
 metadata, is checked against Keras and written atomically, and comes with
 an `ExportReport`.
 
-Where things live (each module one job):
-
-    _endpoints.py       the five serving functions, raw x in (shared by both formats)
-    _saved_model.py     saved_model(): the SavedModel directory
-    _tflite.py          tflite(): LiteRT conversion, quantization, the files' metadata
-    _equalize.py        cross-layer weight equalization of a copy before per-tensor int8
-    _keras_formats.py   the `VAE.export(format=...)` plugins (entry points `tfvae.export_formats`)
-    _litert.py          running and inspecting .tflite files (LiteRT interpreter, flatbuffer)
-    _examples.py        calibration / parity rows: user arrays, synthetic rows, latent points
-    _run_data.py        the CLI's --data: a run's data, raw, split as training split it
-    metadata.py         everything an artifact carries, read without TensorFlow
-    report.py           ExportReport, parity rows, tables
-    litert_runner.py    LiteRTRunner: a .tflite signature with the input checks of VAE.encode
-    cli.py              the tfvae-export command
+Where each module's job is (the module map): docs/design.md.
 
 This file imports neither TensorFlow nor tfvae: the public functions are
 loaded on first use, so `import export` and `export.metadata.read` work in a

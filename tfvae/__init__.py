@@ -8,17 +8,7 @@
 default of `KERAS_BACKEND`: submodules and the public names below load on
 first use (PEP 562), so that pure-Python parts (`tfvae.run_folder`,
 `tfvae._atomic`, `tfvae._checks`, `tfvae.datasets`) work without
-TensorFlow. Where each concept lives:
-
-    core (never imports the apps)
-        vae.VAE, latent.GaussianLatent, likelihoods, losses    the model and the ELBO
-        builders.mlp_vae / conv_vae                             encoder and decoder bodies
-        evaluation.evaluate / format_evaluation                 metrics of a model on data
-        datasets, saving.load_model, callbacks, distribute, epoch_loop, fit_checks, _checks
-    apps
-        run_folder      the files of a run folder, its data split, atomic writes, the lock
-        run, resumable  `tfvae train` and `--resume`
-        cli, _cli       the `tfvae` command; what both CLIs share (export/cli.py uses _cli)
+TensorFlow. Where each concept lives, and the layering rules: docs/design.md.
 """
 
 import importlib as _importlib
