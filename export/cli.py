@@ -23,11 +23,9 @@ unless `--verbose` is given.
 """
 
 import argparse
-import contextlib
 import os
 import pathlib
 import sys
-import tempfile
 import time
 
 from export import _examples, _run_data
@@ -87,7 +85,7 @@ def main(argv=None):
         plan = _plan(args)
         if args.verbose:
             return _run(args, plan, terminal)
-        with _cli.quiet_tensorflow(), _hide_native_logs():
+        with _cli.quiet_tensorflow(), _cli.native_output_hidden():
             return _run(args, plan, terminal)
     except BaseException as error:  # noqa: BLE001 - one line, never a traceback, unless --verbose
         if args is not None and args.verbose and not isinstance(error, (SystemExit, KeyboardInterrupt)):
@@ -254,29 +252,6 @@ class _Terminal:
     def close(self):
         for stream in self._owned:
             stream.close()
-
-
-@contextlib.contextmanager
-def _hide_native_logs():
-    """Sends file descriptors 1 and 2 to a scratch file: the converter's native chatter during the export."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for descriptor in saved:
-                os.close(descriptor)
 
 
 if __name__ == "__main__":

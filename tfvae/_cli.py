@@ -56,11 +56,7 @@ def quiet_tensorflow():
     ...     pass  # TensorFlow is loaded now, quietly
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with native_output_hidden((2,)):
         import tensorflow as tf
 
         # The first op initializes the runtime, which logs too. Not in a multi-worker job
@@ -68,9 +64,40 @@ def quiet_tensorflow():
         if not os.environ.get("TF_CONFIG"):
             tf.constant(0.0) + 1.0
         yield
+
+
+@contextlib.contextmanager
+def native_output_hidden(descriptors=(1, 2)):
+    """Points the file `descriptors` at /dev/null for the block; for CLIs only.
+
+    Hides what native code (TensorFlow's runtime, the LiteRT converter)
+    writes straight to the descriptors; Python-level exceptions propagate.
+
+    Example:
+
+    >>> with native_output_hidden():
+    ...     converter.convert()   # its "fully_quantize: ..." lines are not shown
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    saved = [os.dup(descriptor) for descriptor in descriptors]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for descriptor in descriptors:
+        os.dup2(devnull, descriptor)
+    try:
+        yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        for descriptor, copy in zip(descriptors, saved):
+            os.dup2(copy, descriptor)
+            os.close(copy)
         os.close(devnull)
 
 
