@@ -22,6 +22,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvae import _atomic
 
@@ -29,7 +30,7 @@ from tfvae import _atomic
 class TerminateOnNonFinite(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite loss and restores the last good weights.
 
-    Before every batch the weights are copied (in host memory); the loss
+    Before every batch the weights are copied (in one compiled read); the loss
     Keras reports after a batch was computed with those weights. When it is
     NaN or infinite, training stops and the model gets back the weights of
     the last batch whose loss was finite, so what is saved afterwards is a
@@ -57,6 +58,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         self._epoch = 0
         self._before_batch = None
         self._good = None
+        self._read = _VariableReader()
 
     def on_train_begin(self, logs=None):
         self.message = self.stopped_epoch = self.stopped_batch = None
@@ -66,7 +68,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._before_batch = self.model.get_weights()
+        self._before_batch = self._read(self.model.weights)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -145,6 +147,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                          delete_checkpoint=delete_checkpoint)
         self.restored = None
         self._generation = 0
+        self._read = _VariableReader()
         self._due_at_epoch_end = False
         self._unsaved_epoch_end = None  # the epoch whose end the model holds, if no backup holds it
 
@@ -273,8 +276,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._generation += 1
         name = f"weights-{self._generation:06d}.npz"
         buffer = io.BytesIO()
-        np.savez(buffer, **{f"v{number:05d}": keras.ops.convert_to_numpy(variable)
-                            for number, variable in enumerate(self._variables())})
+        np.savez(buffer, **{f"v{number:05d}": value.numpy()
+                            for number, value in enumerate(self._read(self._variables()))})
         content = buffer.getvalue()
         with _atomic.replacing(os.path.join(self.backup_dir, name)) as temporary:
             _atomic.write_bytes(temporary, content)
@@ -309,6 +312,26 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 _METADATA = "training_metadata.json"
+
+
+class _VariableReader:
+    """Reads a list of variables in one compiled call (copying them one by one cost ~0.2 ms each).
+
+    The tensors returned keep their values when the variables are updated
+    afterwards (TensorFlow copies a variable's buffer before updating it in
+    place while a read of it is alive).
+    """
+
+    def __init__(self):
+        self._variables = self._function = None
+
+    def __call__(self, variables):
+        variables = list(variables)
+        if self._variables is None or len(variables) != len(self._variables) or any(
+                new is not old for new, old in zip(variables, self._variables)):
+            self._variables = variables
+            self._function = tf.function(lambda: [tf.identity(variable) for variable in variables], autograph=False)
+        return self._function()
 
 
 def _sha256(path):

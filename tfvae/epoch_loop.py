@@ -13,24 +13,31 @@ held in memory, one `tf.function` per epoch:
 
 and validation on in-memory `validation_data` the same way (one compiled
 call per epoch over `test_step`, no shuffle), instead of Keras' `evaluate`
-with its data adapter and iterator each epoch.
+with its data adapter and iterator each epoch; `evaluate` on arrays (with
+`verbose=0, return_dict=True`) reuses that function. The step is traced once
+(for any batch size, without autograph for tfvae's own steps), and the
+metrics are reset and read in compiled calls.
 
-Whether the epoch is compiled with XLA (`jit_compile="auto"`, Keras'
-default) is decided once per fit, from what the step computes:
+Whether the full batches run under XLA (`jit_compile="auto"`, Keras'
+default) is decided once per fit, from the work the fit asks for and what
+the step computes:
 
-* XLA when the epoch has at least `AUTO_XLA_MIN_BATCHES` full batches (the
-  seconds XLA spends compiling are then quickly repaid), op determinism is
-  off (as Keras' own "auto"), and the traced training step contains no
-  convolution or pooling op (`SLOW_UNDER_XLA`: any op type whose name
-  holds one of those words, whatever layer or custom code emitted it);
-* otherwise the same epoch function without XLA.
+* XLA when the fit runs at least `AUTO_XLA_MIN_STEPS` full batches over all
+  its epochs (`(epochs - initial_epoch) * (n // batch_size)`), op
+  determinism is off (as Keras' own "auto"), and the traced step contains no
+  convolution or pooling op (`SLOW_UNDER_XLA`: any op type whose name holds
+  one of those words, whatever layer or custom code emitted it);
+* otherwise the same loop without XLA. The partial last batch always runs
+  without XLA, so that XLA compiles one step, not two.
 
-Measured on this 2-core CPU (bench/run.py): XLA runs small dense layers'
-steps several times faster (the digits MLP), but XLA's CPU convolutions and
-their gradients are far slower than TensorFlow's kernels (the Keras
-example's ConvNet: 27x slower with XLA). `compile(jit_compile=True)` always
-uses XLA and `jit_compile=False` never does. After `fit`, `model.fit_path`
-says which loop ran: `"epoch loop + XLA"`, `"epoch loop"` or `"keras"`.
+Measured on this 2-core CPU (bench/run.py, docs/benchmarks.md): on the
+digits MLP XLA's steps are faster (about 0.6 against 0.9 ms) but compiling
+costs about 2.5 s more, which a fit repays after about 8,000 batches (a
+150-epoch run of the digits has 3,300); XLA's CPU convolutions and their
+gradients are far slower than TensorFlow's kernels (the Keras example's
+ConvNet: over 20x slower with XLA). `compile(jit_compile=True)` always uses
+XLA and `jit_compile=False` never does. After `fit`, `model.fit_path` says
+which loop ran: `"epoch loop + XLA"`, `"epoch loop"` or `"keras"`.
 
 Keras' own `fit` loop still drives everything else (callbacks, progress bar,
 History, `stop_training`): it is handed a dummy dataset that is never read
@@ -66,8 +73,9 @@ except ImportError:  # pragma: no cover - a TensorFlow without it: assume on, so
     def is_op_determinism_enabled():
         return True
 
-#: With jit_compile="auto", epochs of at least this many full batches use XLA.
-AUTO_XLA_MIN_BATCHES = 16
+#: With jit_compile="auto", a fit of at least this many full batches (all its
+#: epochs) uses XLA: below it, compiling costs more than XLA saves.
+AUTO_XLA_MIN_STEPS = 10_000
 
 #: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
 #: Conv2DBackpropInput/Filter, DepthwiseConv2dNative, MaxPool, AvgPoolGrad...).
@@ -154,14 +162,16 @@ class EpochLoop:
             return super().fit(*args, **kwargs)
         batch_size = arguments.get("batch_size") or 32
         steps = math.ceil(int(arrays[0].shape[0]) / batch_size)
-        epoch, uses_xla = self._epoch_function_for("train", arrays, batch_size, bool(arguments.get("shuffle", True)))
+        epochs = max(1, int(arguments.get("epochs", 1)) - int(arguments.get("initial_epoch", 0)))
+        epoch, uses_xla = self._epoch_function_for("train", arrays, batch_size, bool(arguments.get("shuffle", True)),
+                                                   epochs)
         rest = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
         # Keras' evaluate would default to batches of 32: keep the user's.
         rest["validation_batch_size"] = arguments.get("validation_batch_size") or batch_size
         never_read = tf.data.Dataset.from_tensors(tf.zeros([0])).repeat()
         saved = self.steps_per_execution, self.train_function
         self._epoch_run = lambda iterator: epoch()  # the data are captured tensors, not the iterator
-        self._epoch_validation = self._fast_validation(rest, uses_xla)
+        self._epoch_validation = self._fast_validation(rest, epochs)
         self.steps_per_execution = steps
         try:
             history = super().fit(never_read, steps_per_epoch=steps, shuffle=False, **rest)
@@ -178,15 +188,54 @@ class EpochLoop:
             return self.train_function
         return super().make_train_function(force)
 
+    def reset_metrics(self):
+        """Keras' `reset_metrics`; during the epoch loop's `fit`, one compiled call."""
+        if self._epoch_run is None:
+            return super().reset_metrics()
+        self._compiled("reset_metrics", super().reset_metrics)()
+
+    def get_metrics_result(self):
+        """Keras' `get_metrics_result`; during the epoch loop's `fit`, one compiled call."""
+        if self._epoch_run is None:
+            return super().get_metrics_result()
+
+        def results():
+            out = {}
+            for metric in self.metrics:
+                result = metric.result()
+                out.update(result if isinstance(result, dict) else {metric.name: result})
+            return out
+
+        return {name: float(value) for name, value in self._compiled("get_metrics_result", results)().items()}
+
+    def _compiled(self, name, function):
+        """`function` as a `tf.function`, kept until the next `compile` (the metrics may change there)."""
+        if name not in self._epoch_functions:
+            self._epoch_functions[name] = tf.function(function, autograph=False)
+        return self._epoch_functions[name]
+
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, **kwargs):
-        """Keras' `evaluate`; `fit`'s per-epoch validation on arrays runs as one compiled call."""
+        """Keras' `evaluate`; on arrays, as one compiled call (also `fit`'s per-epoch validation).
+
+        The compiled call is used for `fit`'s validation on arrays, and for
+        `evaluate(x_arrays, ..., verbose=0, return_dict=True)` without
+        `steps` or callbacks when `fit` would take its epoch loop; it reuses
+        the function of `fit`'s validation on the same data and batch size.
+        Everything else goes to Keras' `evaluate`.
+        """
         if self._epoch_validation is not None and kwargs.get("_use_cached_eval_dataset"):
             return self._epoch_validation(callbacks)
+        arrays = None
+        if return_dict and verbose == 0 and not callbacks and steps is None and not kwargs:
+            arrays = self._epoch_loop_arrays({"x": x, "y": y, "sample_weight": sample_weight})
+        if arrays is not None and keras_mismatch() is None:
+            epoch, _ = self._epoch_function_for("test", arrays, batch_size or 32, False)
+            return {name: float(value) for name, value in epoch().items()}
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
                                 steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
 
-    def _fast_validation(self, fit_arguments, uses_xla):
+    def _fast_validation(self, fit_arguments, epochs):
         """What `evaluate` runs for `fit`'s validation on arrays, or None (Keras' evaluate)."""
         validation_data = fit_arguments.get("validation_data")
         if validation_data is None or fit_arguments.get("validation_steps") is not None:
@@ -196,14 +245,13 @@ class EpochLoop:
             return None
         arrays = tuple(None if value is None else tf.convert_to_tensor(value) for value in arrays)
         batch_size = fit_arguments["validation_batch_size"]
-        epoch, _ = self._epoch_function_for("test", arrays, batch_size, False, uses_xla)
+        epoch, _ = self._epoch_function_for("test", arrays, batch_size, False, epochs)
         last_batch = math.ceil(int(arrays[0].shape[0]) / batch_size) - 1
 
         def validate(callbacks):
             # The callbacks see one call of all the batches, as with steps_per_execution.
             callbacks.on_test_begin()
             callbacks.on_test_batch_begin(0)
-            self.reset_metrics()
             logs = {name: float(value) for name, value in epoch().items()}
             callbacks.on_test_batch_end(last_batch, logs)
             callbacks.on_test_end(logs)
@@ -229,52 +277,83 @@ class EpochLoop:
             return None
         return tuple(None if value is None else tf.convert_to_tensor(value) for value in data)
 
-    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla=None):
+    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, epochs=1):
         """`(run, uses_xla)`: `run()` takes `kind`'s step over all batches of `arrays`.
 
         `kind` is "train" (returns the training logs) or "test" (the metrics);
-        `uses_xla` None decides by `compile`'s `jit_compile` (see the module docstring).
+        `epochs` is how many times the caller will run it, for the XLA
+        decision (see the module docstring).
+
+        The Python step is traced once, for batches of any size. The full
+        batches run in an in-graph loop, with XLA when it is used; the
+        partial last batch calls the same traced step without XLA, so that
+        XLA compiles one step, not two.
         """
         present = tuple(value is not None for value in arrays)
         data = tuple(value for value in arrays if value is not None)
         n = int(data[0].shape[0])
-        key = (kind, batch_size, shuffle, present, n, uses_xla)
+        num_full = n // batch_size
+        step = self._traced_step(kind, data, present)
+        uses_xla = self._decide_xla(step, num_full * epochs)
+        key = (kind, batch_size, shuffle, present, n, uses_xla, step.input_signature)
         if key not in self._epoch_functions:
-            num_full = n // batch_size
-            step = self.train_step if kind == "train" else self.test_step
+
+            def full_batches(data, index):
+                # `index` is a static [num_full, batch_size]: XLA pads a slice
+                # of dynamic size, order[i*b:(i+1)*b], to its bound (n rows).
+                def body(i):
+                    step(*(tf.gather(value, index[i]) for value in data))
+                    return (i + 1,)
+
+                tf.while_loop(lambda i: i < num_full, body, (tf.constant(0),))
+
+            loop = tf.function(full_batches, jit_compile=uses_xla, autograph=False)
 
             def epoch(data):
+                if kind == "test":  # Keras' evaluate resets the metrics first
+                    for metric in self.metrics:
+                        metric.reset_state()
                 order = self._epoch_order(n, shuffle)
                 if num_full:
-                    # A static [num_full, batch_size] index: XLA pads a slice
-                    # of dynamic size, order[i*b:(i+1)*b], to its bound (n rows).
-                    index = tf.reshape(order[: num_full * batch_size], [num_full, batch_size])
-                    for i in tf.range(num_full):
-                        step(_rows(data, present, index[i]))
-                if n % batch_size:  # the partial last batch, of static size
-                    step(_rows(data, present, order[num_full * batch_size:]))
+                    loop(data, tf.reshape(order[: num_full * batch_size], [num_full, batch_size]))
+                if n % batch_size:  # the partial last batch
+                    step(*(tf.gather(value, order[num_full * batch_size:]) for value in data))
                 if kind == "train":
                     return self._step_logs()
                 return {metric.name: metric.result() for metric in self.metrics}
 
-            function = tf.function(epoch, jit_compile=False)
-            if uses_xla is None:
-                uses_xla = self._decide_xla(function, data, num_full)
-            if uses_xla:
-                # XLA compiles the graph traced without it: the Python step is traced once.
-                traced = function.get_concrete_function(data)
-                function = tf.function(lambda data: traced(data), jit_compile=True)
-            self._epoch_functions[key] = (function, uses_xla)
-        function, uses_xla = self._epoch_functions[key]
+            self._epoch_functions[key] = tf.function(epoch, autograph=False)
+        function = self._epoch_functions[key]
         return (lambda: function(data)), uses_xla
 
-    def _decide_xla(self, function, data, num_full):
-        """The XLA decision for an epoch `function` of `data` (see the module docstring)."""
+    def _traced_step(self, kind, data, present):
+        """`kind`'s step as a `tf.function` of the present arrays' batches, traced once for any batch size."""
+        specs = tuple(tf.TensorSpec([None, *value.shape[1:]], value.dtype) for value in data)
+        key = ("step", kind, present, specs)
+        if key in self._epoch_functions:
+            return self._epoch_functions[key]
+        step = self.train_step if kind == "train" else self.test_step
+        if kind == "train" and self.built and not self.optimizer.built:
+            # Built here, a tf.function that creates variables is traced twice.
+            self.optimizer.build(self.trainable_variables)
+
+        def one_step(*batch):
+            rows = iter(batch)
+            step(tuple(next(rows) if is_present else None for is_present in present))
+
+        # tfvae's own steps hold no tensor-dependent Python control flow, and
+        # converting them cost seconds; a subclass's override is converted.
+        own = getattr(step, "__func__", step).__module__.startswith("tfvae.")
+        self._epoch_functions[key] = tf.function(one_step, input_signature=specs, autograph=not own)
+        return self._epoch_functions[key]
+
+    def _decide_xla(self, step, num_steps):
+        """Whether `num_steps` full-batch calls of the traced `step` run under XLA (module docstring)."""
         if self._epoch_jit_compile != "auto":
             return bool(self._epoch_jit_compile)
-        if num_full < AUTO_XLA_MIN_BATCHES or is_op_determinism_enabled():
+        if num_steps < AUTO_XLA_MIN_STEPS or is_op_determinism_enabled():
             return False
-        return not _slow_under_xla(function.get_concrete_function(data))
+        return not _slow_under_xla(step.get_concrete_function())
 
     def _epoch_order(self, n, shuffle):
         if not shuffle:
@@ -297,9 +376,3 @@ def _is_array(value):
     if isinstance(value, np.ndarray):
         return True
     return tf.is_tensor(value) and not isinstance(value, (tf.SparseTensor, tf.RaggedTensor))
-
-
-def _rows(data, present, index):
-    """`(x, y, sample_weight)` rows `index` of the arrays present, None for the rest."""
-    rows = iter(tf.gather(value, index) for value in data)
-    return tuple(next(rows) if is_present else None for is_present in present)

@@ -8,6 +8,7 @@ images are drawn as images; other tables are drawn as heat maps of rows.
 
 import math
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -37,13 +38,25 @@ def _images(x, image_shape=None):
     return None
 
 
-def _image_grid(axes_rows, rows, image_shape):
-    for axes, x in zip(axes_rows, rows):
-        images = _images(x, image_shape)
-        for ax, image in zip(axes, images):
-            ax.imshow(image, cmap="gray_r", vmin=0, vmax=max(1.0, float(np.max(images))))
-            ax.set_xticks([])
-            ax.set_yticks([])
+def _montage(ax, images, columns):
+    """Draws `images` `(n, height, width)` on one axes, row by row, `columns` a row, with thin gaps.
+
+    One image on one axes: a figure of one axes per image cost ~25 ms an image
+    to build and save. Returns the centres `(xs, ys)` of the columns and rows.
+    """
+    n, height, width = images.shape
+    rows = math.ceil(n / columns)
+    tiled = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan)  # NaN: the gaps
+    for i, image in enumerate(images):
+        row, column = divmod(i, columns)
+        tiled[row * (height + 1):row * (height + 1) + height, column * (width + 1):column * (width + 1) + width] = image
+    colours = matplotlib.colormaps["gray_r"].with_extremes(bad="#c6dbef")
+    ax.imshow(tiled, cmap=colours, vmin=0, vmax=max(1.0, float(np.max(images))), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    return (np.arange(columns) * (width + 1) + (width - 1) / 2, np.arange(rows) * (height + 1) + (height - 1) / 2)
 
 
 def loss_curves(history, path=None):
@@ -87,10 +100,10 @@ def reconstructions(model, x, labels=None, n=10, image_shape=None, path=None):
         figure.tight_layout()
         return _save(figure, path)
     figure = Figure(figsize=(len(x) * 0.9, 2))
-    axes = figure.subplots(2, len(x), squeeze=False)
-    _image_grid(axes, (x, x_mean), image_shape)
-    axes[0, 0].set_ylabel("input", fontsize=8)
-    axes[1, 0].set_ylabel("recon.", fontsize=8)
+    ax = figure.add_subplot()
+    _, row_centres = _montage(ax, np.concatenate([_images(x, image_shape), _images(x_mean, image_shape)]), len(x))
+    ax.set_yticks(row_centres, ["input", "recon."], fontsize=8)
+    ax.tick_params(length=0)
     return _save(figure, path)
 
 
@@ -106,12 +119,7 @@ def prior_samples(model, n=36, labels=None, image_shape=None, seed=0, path=None)
         ax.set_title("samples from the prior", fontsize=10)
         return _save(figure, path)
     figure = Figure(figsize=(columns * 0.8, rows * 0.8))
-    axes = figure.subplots(rows, columns, squeeze=False)
-    images = _images(x, image_shape)
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i < n:
-            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=max(1.0, float(images.max())))
+    _montage(figure.add_subplot(), _images(x, image_shape), columns)
     return _save(figure, path)
 
 
@@ -210,11 +218,9 @@ def _strip(decoded, captions, title, image_shape, path):
         ax.set_xticks(range(len(captions)), captions, fontsize=7)
         ax.set_ylabel("feature")
     else:
-        axes = figure.subplots(1, len(decoded), squeeze=False)[0]
-        for ax, image, caption in zip(axes, images, captions):
-            ax.imshow(image, cmap="gray_r", vmin=0, vmax=max(1.0, float(images.max())))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel(caption, fontsize=7)
+        ax = figure.add_subplot()
+        column_centres, _ = _montage(ax, images, len(images))
+        ax.set_xticks(column_centres, captions, fontsize=7)
+        ax.tick_params(length=0)
     figure.suptitle(title, fontsize=10)
     return _save(figure, path)
