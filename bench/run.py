@@ -21,7 +21,8 @@ reference is the official Keras VAE example's pattern
 
 (a) digits MLP 64-128-128-8, batch 64, binarized sklearn digits (1,437
     training rows); whole fits of 150 and 600 epochs on a fresh model per
-    path, compiling included (what the default's XLA rule weighs);
+    path, compiling included (what the default's XLA rule weighs; also 30
+    epochs of (c));
     quality: test log p(x) (IWAE, k=1000) after 150 epochs, 3 seeds, both
     models.
 (b) the Keras example's ConvNet (Conv2D 32, 64 / Dense 16 / z=2 / Dense 7x7x64
@@ -236,25 +237,27 @@ def throughput(runners, batch_size, epochs, repeats, after_repeat=None):
     return out
 
 
-def whole_fits(x, epoch_counts, repeats):
-    """(a)'s whole fits, compiling included: seconds per path of PATHS for each epoch count.
+def whole_fits(case, x, batch_size, epoch_counts, repeats, keras_loop=True):
+    """Whole fits, compiling included: seconds per path of PATHS for each epoch count.
 
-    A fresh model per fit, the paths alternating; Keras' per-step loop only at
-    the first (smallest) epoch count. Returns ``[{"epochs", "steps", "seconds":
-    {path: median s}, "path": what the default chose}]``.
+    A fresh model per fit, the paths alternating; Keras' per-step loop (if
+    `keras_loop`) only at the first epoch count. Returns ``[{"case", "batch",
+    "epochs", "steps", "seconds": {path: median s}, "path": what the default
+    chose}]``.
     """
     out = []
     for count in epoch_counts:
-        names = [name for name in PATHS if name != "keras per-step loop" or count == epoch_counts[0]]
+        names = [name for name in PATHS if name != "keras per-step loop" or (keras_loop and count == epoch_counts[0])]
         seconds, chosen = {name: [] for name in names}, None
         for r in range(repeats):
             for name in names if r % 2 == 0 else names[::-1]:
-                model = build("tfvae", DIGITS, seed=r, path=name)
+                model = build("tfvae", case, seed=r, path=name)
                 start = time.perf_counter()
-                _fit(model, {"x": x, "dataset": name == "keras per-step loop"}, 64, count)
+                _fit(model, {"x": x, "dataset": name == "keras per-step loop"}, batch_size, count)
                 seconds[name].append(time.perf_counter() - start)
                 chosen = model.fit_path if name == "default" else chosen
-        out.append({"epochs": count, "steps": count * (len(x) // 64), "path": chosen,
+        out.append({"case": "-".join(map(str, (case[0], *case[1], case[2]))), "batch": batch_size, "epochs": count,
+                    "steps": count * (len(x) // batch_size), "path": chosen,
                     "seconds": {name: float(np.median(values)) for name, values in seconds.items()}})
         print(f"  {count} epochs: " + ", ".join(f"{name} {value:.1f}s" for name, value in out[-1]["seconds"].items())
               + f" (default: {chosen})", flush=True)
@@ -480,15 +483,15 @@ def format_report(results, command):
         "(shuffle, an in-graph loop over the batches, Adam inside) and array `validation_data` as one",
         "compiled call per epoch, while Keras' own `fit` still drives callbacks, the progress bar and",
         "History (`tfvae/epoch_loop.py`). The step is traced once, and the metrics are reset and read in",
-        "compiled calls. With the default `compile()` (`jit_compile=\"auto\"`), the loop over the full",
-        "batches is compiled with XLA when (1) the fit runs at least `AUTO_XLA_MIN_STEPS` = "
-        f"{tfvae.epoch_loop.AUTO_XLA_MIN_STEPS:,} full",
-        "batches over all its epochs, so the seconds XLA spends compiling are repaid (the whole fits",
-        "below measure it), (2) op determinism is off, as in Keras' own \"auto\", and (3) the traced step",
-        "contains no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or",
-        "`Pool`, whatever layer or custom code emitted it): on this CPU XLA runs small dense layers'",
-        "steps faster but its convolutions and their gradients far slower (table below, (b)).",
-        "Otherwise the same loop runs without XLA; the partial last batch always does.",
+        "compiled calls. With the default `compile()` (`jit_compile=\"auto\"`), a model whose traced step",
+        "holds no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or `Pool`,",
+        "whatever layer or custom code emitted it: on this CPU XLA's are far slower, table below, (b)),",
+        "with op determinism off, starts without XLA and times its second epoch; when the rest of the",
+        "fit would take `AUTO_XLA_MIN_SECONDS` = "
+        f"{tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more at that speed, the loop over the full",
+        "batches is compiled with XLA in the third epoch, the fourth is timed under it, and the faster",
+        "runs the rest of the fit. Short fits never pay XLA's compile time; the partial last batch and",
+        "validation always run without XLA.",
         "`compile(jit_compile=True)` or `False` overrides the rule; after `fit`, `model.fit_path` says which loop ran",
         "(`\"epoch loop + XLA\"`, `\"epoch loop\"`, or `\"keras\"` for Keras' per-step loop, used for",
         "datasets, generators, `validation_split`, `class_weight`, `steps_per_execution`, a",
@@ -522,25 +525,25 @@ def format_report(results, command):
     lines += [
         "",
         "Steady epochs leave out the seconds spent tracing and compiling, which the default weighs:",
-        "with `jit_compile=\"auto\"` a fit uses XLA only when it runs enough full batches in all to repay",
-        "compiling (`AUTO_XLA_MIN_STEPS`), so the short fits above (a warm-up epoch, then a few epochs)",
-        "run the default without XLA. Whether that rule never loses is measured on whole fits:",
+        "the short fits above (a warm-up epoch, then a few epochs) run the default without XLA, since",
+        "they would not repay compiling it. Whether that rule never loses is measured on whole fits:",
         "",
-        "### (a) Whole fits on the digits MLP, compiling included",
+        "### Whole fits, compiling included: (a)'s digits MLP and (c)'s 784-512-512-32",
         "",
-        "Seconds for `fit(x, epochs, batch_size=64)` on a fresh model, median of the repeats, paths",
+        "Seconds for `fit(x, epochs, batch_size)` on a fresh model, median of the repeats, paths",
         "alternating. \"best own / default\" is the fastest other path's time over the default's (at",
         "least 0.90 means the default never loses by more than 10%).",
         "",
-        "| epochs (full batches) | default (path chosen) | epoch loop + XLA | epoch loop | keras per-step loop "
-        "| best own / default |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model, batch | epochs (full batches) | default (path chosen) | epoch loop + XLA | epoch loop "
+        "| keras per-step loop | best own / default |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fit in results["whole_fits"]:
         times = fit["seconds"]
         best = min(value for name, value in times.items() if name != "default")
         cells = [f"{times[name]:.2f}" if name in times else "not run" for name in list(PATHS)[1:]]
-        lines.append(f"| {fit['epochs']} ({fit['steps']:,}) | {times['default']:.2f} ({fit['path']}) | "
+        lines.append(f"| {fit['case']}, {fit['batch']} | {fit['epochs']} ({fit['steps']:,}) | "
+                     f"{times['default']:.2f} ({fit['path']}) | "
                      f"{' | '.join(cells)} | {best / times['default']:.2f} |")
     heavy = next(row for row in results["throughput"] if row["key"] == "heavy")
     flops = train_flops_per_example(HEAVY)
@@ -733,7 +736,7 @@ def main(argv=None):
     row.update(key="digits", name="(a) digits MLP 64-128-128-8", batch=64)
     results["throughput"].append(row)
     progress("(a) throughput")
-    results["whole_fits"] = whole_fits(x, (5, 20) if args.quick else (150, 600), 1 if args.quick else 2)
+    results["whole_fits"] = whole_fits(DIGITS, x, 64, (5, 20) if args.quick else (150, 600), 1 if args.quick else 3)
     progress("(a) whole fits")
     xla_images = tiled[:256 if args.quick else 512]
     row = throughput(tfvae_runners("conv", tiled, **{"epoch loop + XLA": {"x": xla_images, "repeats": 1, "epochs": 1}}),
@@ -754,6 +757,9 @@ def main(argv=None):
     row.update(key="heavy", name="(c) MLP 784-512-512-32", batch=128)
     results["throughput"].append(row)
     progress("(c) throughput")
+    results["whole_fits"] += whole_fits(HEAVY, flat, 128, (3,) if args.quick else (30,), 1 if args.quick else 2,
+                                        keras_loop=False)
+    progress("(c) whole fits")
     results["bf16_epochs"] = 3 if args.quick else 50
     results["bf16_nll"] = bf16_quality(images.reshape(len(images), -1), images_test.reshape(len(images_test), -1),
                                        results["bf16_epochs"], k)

@@ -1,5 +1,7 @@
 """The whole-epoch training function behind `VAE.fit` (tfvae/epoch_loop.py)."""
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -76,34 +78,70 @@ def _conv_vae():
     return tfvae.VAE(encoder, decoder, 2, likelihood="bernoulli")
 
 
+def _xla_built(model):
+    """Whether an XLA epoch function was built (keys: kind, batch, shuffle, present, n, uses_xla, signature)."""
+    return any(isinstance(key, tuple) and len(key) == 7 and key[5] for key in model._epoch_functions)
+
+
 def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
-    # The stated rule: XLA only without convolution/pooling ops, for a fit of
-    # at least AUTO_XLA_MIN_STEPS full batches (all its epochs counted) and op
-    # determinism off. Checked through fit, with the threshold (a measured
-    # break-even) lowered so that the fits stay short.
+    # The stated rule: XLA is tried only without convolution/pooling ops and
+    # with op determinism off, when the rest of the fit would take at least
+    # AUTO_XLA_MIN_SECONDS (set to 0 here, so every fit of 3 or more epochs
+    # would try it). Checked through fit.
     (x_train, _), _ = digits
-    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_STEPS", 40)
+    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
     images = x_train.reshape(-1, 8, 8, 1)
-    batch_size = len(images) // 20  # 20 full batches an epoch
     conv = _conv_vae()
     conv.compile(optimizer="adam")
-    history = conv.fit(images, epochs=2, batch_size=batch_size, verbose=0)
-    assert conv.fit_path == "epoch loop"
+    history = conv.fit(images, epochs=5, batch_size=128, verbose=0)
+    assert conv.fit_path == "epoch loop" and not _xla_built(conv)
     assert np.all(np.isfinite(history.history["loss"]))
     mlp = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     mlp.compile(optimizer="adam")
-    mlp.fit(x_train, epochs=2, batch_size=batch_size, verbose=0)
-    assert mlp.fit_path == "epoch loop + XLA"  # 40 full batches in all
-    mlp.fit(x_train, epochs=1, batch_size=batch_size, verbose=0)
-    assert mlp.fit_path == "epoch loop"  # too few batches to repay compiling
-    mlp.fit(x_train, epochs=3, initial_epoch=2, batch_size=batch_size, verbose=0)
-    assert mlp.fit_path == "epoch loop"  # only the epochs this fit runs count
+    mlp.fit(x_train, epochs=2, batch_size=128, verbose=0)
+    assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)  # too short to try
+    mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
+    assert _xla_built(mlp)  # tried; kept if it was faster
+    assert int(mlp.optimizer.iterations) == 7 * -(-len(x_train) // 128)  # every epoch trained, whichever ran it
     mlp.compile(optimizer="adam", jit_compile=False)
-    mlp.fit(x_train, epochs=2, batch_size=batch_size, verbose=0)
-    assert mlp.fit_path == "epoch loop"
+    mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
+    assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)
+    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 1e9)
+    mlp.compile(optimizer="adam")
+    mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
+    assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)  # would not repay compiling
     conv.compile(optimizer="adam", jit_compile=True)  # the user's choice overrides the rule
     conv.fit(images[:64], epochs=1, batch_size=32, verbose=0)
     assert conv.fit_path == "epoch loop + XLA"
+
+
+@pytest.mark.parametrize("xla_seconds, keeps_xla", [(0.001, True), (0.05, False)])
+def test_timed_choice_keeps_the_faster_epoch_function(xla_seconds, keeps_xla):
+    ran = []
+
+    def runner(name, seconds):
+        def run():
+            time.sleep(seconds)
+            ran.append(name)
+            return {"loss": 1.0}
+        return run
+
+    built = []
+    choice = epoch_loop._TimedXLAChoice(runner("plain", 0.01), lambda: built.append(1) or runner("xla", xla_seconds),
+                                        epochs=2 + int(epoch_loop.AUTO_XLA_MIN_SECONDS / 0.005))
+    for _ in range(8):
+        assert choice() == {"loss": 1.0}
+    assert built == [1]
+    assert ran[:4] == ["plain", "plain", "xla", "xla"]
+    assert ran[4:] == ["xla" if keeps_xla else "plain"] * 4
+    assert choice.uses_xla is keeps_xla
+
+
+def test_timed_choice_never_compiles_for_a_short_fit():
+    choice = epoch_loop._TimedXLAChoice(lambda: {}, lambda: pytest.fail("built XLA"), epochs=20)
+    for _ in range(20):
+        choice()
+    assert not choice.uses_xla
 
 
 def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):
@@ -111,11 +149,11 @@ def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):
     # for enable_op_determinism() where the loop reads it.
     (x_train, _), _ = digits
     monkeypatch.setattr(epoch_loop, "is_op_determinism_enabled", lambda: True)
-    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_STEPS", 10)
+    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
     model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     model.compile(optimizer="adam")
-    model.fit(x_train[:320], epochs=1, batch_size=16, verbose=0)
-    assert model.fit_path == "epoch loop"
+    model.fit(x_train[:320], epochs=5, batch_size=16, verbose=0)
+    assert model.fit_path == "epoch loop" and not _xla_built(model)
 
 
 def test_an_untested_keras_falls_back_to_keras_loop_with_a_warning(digits, monkeypatch):
@@ -183,7 +221,7 @@ def test_validation_on_the_fast_path_equals_keras_evaluate(digits):
                         callbacks=[Seen()])
     assert calls == ["begin", ["kl", "loss", "reconstruction"]] * 2
     seed_state = model.seed_generator.state.numpy()
-    fast = model._fast_validation({"validation_data": (x_test[:50], None), "validation_batch_size": 32}, 1)
+    fast = model._fast_validation({"validation_data": (x_test[:50], None), "validation_batch_size": 32})
     fast_logs = fast(keras.callbacks.CallbackList([], model=model))
     # evaluate on arrays (verbose=0, return_dict=True) runs the same compiled call.
     model.seed_generator.state.assign(seed_state)

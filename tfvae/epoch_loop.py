@@ -19,25 +19,28 @@ with its data adapter and iterator each epoch; `evaluate` on arrays (with
 metrics are reset and read in compiled calls.
 
 Whether the full batches run under XLA (`jit_compile="auto"`, Keras'
-default) is decided once per fit, from the work the fit asks for and what
-the step computes:
+default) is decided during each fit, by measuring:
 
-* XLA when the fit runs at least `AUTO_XLA_MIN_STEPS` full batches over all
-  its epochs (`(epochs - initial_epoch) * (n // batch_size)`), op
-  determinism is off (as Keras' own "auto"), and the traced step contains no
-  convolution or pooling op (`SLOW_UNDER_XLA`: any op type whose name holds
-  one of those words, whatever layer or custom code emitted it);
-* otherwise the same loop without XLA. The partial last batch always runs
-  without XLA, so that XLA compiles one step, not two.
+* never with op determinism on (as Keras' own "auto"), or when the traced
+  step contains a convolution or pooling op (`SLOW_UNDER_XLA`: any op type
+  whose name holds one of those words, whatever layer or custom code
+  emitted it), and never for validation (a few batches an epoch);
+* otherwise the fit starts without XLA and times its second epoch. When
+  the remaining epochs would take `AUTO_XLA_MIN_SECONDS` or more at that
+  speed, XLA is compiled in the third epoch and the fourth is timed under
+  it; the faster of the two runs the rest of the fit (`_TimedXLAChoice`).
+  The partial last batch always runs without XLA, so that XLA compiles one
+  step, not two.
 
-Measured on this 2-core CPU (bench/run.py, docs/benchmarks.md): on the
-digits MLP XLA's steps are faster (about 0.6 against 0.9 ms) but compiling
-costs about 2.5 s more, which a fit repays after about 8,000 batches (a
-150-epoch run of the digits has 3,300); XLA's CPU convolutions and their
+Measured on this 2-core CPU (bench/run.py, docs/benchmarks.md): XLA runs
+dense models' epochs a third faster (the digits MLP, the 784-512-512-32
+MLP) but compiling costs about 3 s more, which a 150-epoch fit on the digits
+(about 3 s of epochs) does not repay; XLA's CPU convolutions and their
 gradients are far slower than TensorFlow's kernels (the Keras example's
 ConvNet: over 20x slower with XLA). `compile(jit_compile=True)` always uses
 XLA and `jit_compile=False` never does. After `fit`, `model.fit_path` says
-which loop ran: `"epoch loop + XLA"`, `"epoch loop"` or `"keras"`.
+which loop ran the last epochs: `"epoch loop + XLA"`, `"epoch loop"` or
+`"keras"`.
 
 Keras' own `fit` loop still drives everything else (callbacks, progress bar,
 History, `stop_training`): it is handed a dummy dataset that is never read
@@ -61,6 +64,7 @@ same seeds, see tests/test_epoch_loop.py. `bench/run.py` measures the speed.
 
 import inspect
 import math
+import time
 import warnings
 
 import keras
@@ -73,9 +77,9 @@ except ImportError:  # pragma: no cover - a TensorFlow without it: assume on, so
     def is_op_determinism_enabled():
         return True
 
-#: With jit_compile="auto", a fit of at least this many full batches (all its
-#: epochs) uses XLA: below it, compiling costs more than XLA saves.
-AUTO_XLA_MIN_STEPS = 10_000
+#: With jit_compile="auto", XLA is tried when the fit's remaining epochs would
+#: take at least this many seconds without it (see `_TimedXLAChoice`).
+AUTO_XLA_MIN_SECONDS = 10.0
 
 #: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
 #: Conv2DBackpropInput/Filter, DepthwiseConv2dNative, MaxPool, AvgPoolGrad...).
@@ -163,21 +167,26 @@ class EpochLoop:
         batch_size = arguments.get("batch_size") or 32
         steps = math.ceil(int(arrays[0].shape[0]) / batch_size)
         epochs = max(1, int(arguments.get("epochs", 1)) - int(arguments.get("initial_epoch", 0)))
-        epoch, uses_xla = self._epoch_function_for("train", arrays, batch_size, bool(arguments.get("shuffle", True)),
-                                                   epochs)
+        shuffle = bool(arguments.get("shuffle", True))
+        choice = self._xla_choice("train", arrays)
+        epoch = self._epoch_function_for("train", arrays, batch_size, shuffle, choice is True)
+        if choice == "try":
+            epoch = _TimedXLAChoice(epoch, lambda: self._epoch_function_for("train", arrays, batch_size, shuffle, True),
+                                    epochs)
         rest = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
         # Keras' evaluate would default to batches of 32: keep the user's.
         rest["validation_batch_size"] = arguments.get("validation_batch_size") or batch_size
         never_read = tf.data.Dataset.from_tensors(tf.zeros([0])).repeat()
         saved = self.steps_per_execution, self.train_function
         self._epoch_run = lambda iterator: epoch()  # the data are captured tensors, not the iterator
-        self._epoch_validation = self._fast_validation(rest, epochs)
+        self._epoch_validation = self._fast_validation(rest)
         self.steps_per_execution = steps
         try:
             history = super().fit(never_read, steps_per_epoch=steps, shuffle=False, **rest)
         finally:
             self._epoch_run = self._epoch_validation = None
             self.steps_per_execution, self.train_function = saved
+        uses_xla = epoch.uses_xla if choice == "try" else choice
         self.fit_path = "epoch loop + XLA" if uses_xla else "epoch loop"
         return history
 
@@ -230,12 +239,12 @@ class EpochLoop:
         if return_dict and verbose == 0 and not callbacks and steps is None and not kwargs:
             arrays = self._epoch_loop_arrays({"x": x, "y": y, "sample_weight": sample_weight})
         if arrays is not None and keras_mismatch() is None:
-            epoch, _ = self._epoch_function_for("test", arrays, batch_size or 32, False)
+            epoch = self._epoch_function_for("test", arrays, batch_size or 32, False, self._xla_choice("test", arrays))
             return {name: float(value) for name, value in epoch().items()}
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
                                 steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
 
-    def _fast_validation(self, fit_arguments, epochs):
+    def _fast_validation(self, fit_arguments):
         """What `evaluate` runs for `fit`'s validation on arrays, or None (Keras' evaluate)."""
         validation_data = fit_arguments.get("validation_data")
         if validation_data is None or fit_arguments.get("validation_steps") is not None:
@@ -245,7 +254,7 @@ class EpochLoop:
             return None
         arrays = tuple(None if value is None else tf.convert_to_tensor(value) for value in arrays)
         batch_size = fit_arguments["validation_batch_size"]
-        epoch, _ = self._epoch_function_for("test", arrays, batch_size, False, epochs)
+        epoch = self._epoch_function_for("test", arrays, batch_size, False, self._xla_choice("test", arrays))
         last_batch = math.ceil(int(arrays[0].shape[0]) / batch_size) - 1
 
         def validate(callbacks):
@@ -277,12 +286,11 @@ class EpochLoop:
             return None
         return tuple(None if value is None else tf.convert_to_tensor(value) for value in data)
 
-    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, epochs=1):
-        """`(run, uses_xla)`: `run()` takes `kind`'s step over all batches of `arrays`.
+    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla):
+        """`run()`, which takes `kind`'s step over all batches of `arrays`.
 
         `kind` is "train" (returns the training logs) or "test" (the metrics);
-        `epochs` is how many times the caller will run it, for the XLA
-        decision (see the module docstring).
+        `uses_xla` is True to run the full batches under XLA.
 
         The Python step is traced once, for batches of any size. The full
         batches run in an in-graph loop, with XLA when it is used; the
@@ -294,8 +302,7 @@ class EpochLoop:
         n = int(data[0].shape[0])
         num_full = n // batch_size
         step = self._traced_step(kind, data, present)
-        uses_xla = self._decide_xla(step, num_full * epochs)
-        key = (kind, batch_size, shuffle, present, n, uses_xla, step.input_signature)
+        key = (kind, batch_size, shuffle, present, n, uses_xla is True, step.input_signature)
         if key not in self._epoch_functions:
 
             def full_batches(data, index):
@@ -307,7 +314,7 @@ class EpochLoop:
 
                 tf.while_loop(lambda i: i < num_full, body, (tf.constant(0),))
 
-            loop = tf.function(full_batches, jit_compile=uses_xla, autograph=False)
+            loop = tf.function(full_batches, jit_compile=uses_xla is True, autograph=False)
 
             def epoch(data):
                 if kind == "test":  # Keras' evaluate resets the metrics first
@@ -324,7 +331,7 @@ class EpochLoop:
 
             self._epoch_functions[key] = tf.function(epoch, autograph=False)
         function = self._epoch_functions[key]
-        return (lambda: function(data)), uses_xla
+        return lambda: function(data)
 
     def _traced_step(self, kind, data, present):
         """`kind`'s step as a `tf.function` of the present arrays' batches, traced once for any batch size."""
@@ -347,13 +354,20 @@ class EpochLoop:
         self._epoch_functions[key] = tf.function(one_step, input_signature=specs, autograph=not own)
         return self._epoch_functions[key]
 
-    def _decide_xla(self, step, num_steps):
-        """Whether `num_steps` full-batch calls of the traced `step` run under XLA (module docstring)."""
+    def _xla_choice(self, kind, arrays):
+        """True, False or "try" (time it, see `_TimedXLAChoice`): XLA for `kind`'s full batches of `arrays`.
+
+        `compile(jit_compile=True/False)` decides. With "auto": False with op
+        determinism on or a convolution or pooling op in the step, and for
+        "test" (validation is a few batches an epoch); otherwise "try".
+        """
         if self._epoch_jit_compile != "auto":
             return bool(self._epoch_jit_compile)
-        if num_steps < AUTO_XLA_MIN_STEPS or is_op_determinism_enabled():
+        if kind != "train" or is_op_determinism_enabled():
             return False
-        return not _slow_under_xla(step.get_concrete_function())
+        present = tuple(value is not None for value in arrays)
+        step = self._traced_step(kind, tuple(value for value in arrays if value is not None), present)
+        return False if _slow_under_xla(step.get_concrete_function()) else "try"
 
     def _epoch_order(self, n, shuffle):
         if not shuffle:
@@ -362,6 +376,48 @@ class EpochLoop:
         # under XLA (tf.random.shuffle is stateful; stateless_shuffle has no
         # XLA kernel). Philox named: see latent.reparameterized_sample.
         return tf.argsort(tf.random.stateless_uniform([n], seed=self._sampling_seed(), alg="philox"))
+
+
+class _TimedXLAChoice:
+    """The epoch function of `fit` under `jit_compile="auto"`: without XLA, then XLA if it pays.
+
+    The first epoch runs without XLA (it traces the step) and the second is
+    timed. If the fit's remaining epochs (more than two) would take
+    `AUTO_XLA_MIN_SECONDS` or more at that speed, XLA is compiled (during the third epoch) and the
+    fourth epoch is timed under it: XLA is kept for the rest of the fit if
+    it was faster, else the fit goes back to the plain function. Shorter
+    fits never pay XLA's compile time.
+
+    Args:
+        plain: `run()` of the epoch without XLA.
+        make_xla: `() -> run()` of the same epoch under XLA (built on demand).
+        epochs: the epochs this fit runs.
+    """
+
+    def __init__(self, plain, make_xla, epochs):
+        self.plain, self.make_xla, self.epochs = plain, make_xla, epochs
+        self.calls = 0
+        self.plain_seconds = self.xla = None
+        self.uses_xla = False
+
+    def __call__(self):
+        self.calls += 1
+        if self.xla is not None and (self.uses_xla or self.calls <= 4):
+            return self._timed(self.xla, "xla")
+        return self._timed(self.plain, "plain")
+
+    def _timed(self, run, which):
+        start = time.perf_counter()
+        logs = run()
+        seconds = time.perf_counter() - start
+        if which == "plain" and self.calls == 2:
+            self.plain_seconds = seconds
+            remaining = self.epochs - 2
+            if remaining > 2 and remaining * seconds >= AUTO_XLA_MIN_SECONDS:  # epochs after the trial
+                self.xla = self.make_xla()
+        elif which == "xla" and self.calls == 4:
+            self.uses_xla = seconds < self.plain_seconds  # else back to the plain function
+        return logs
 
 
 def _slow_under_xla(concrete_function):

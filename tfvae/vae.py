@@ -332,11 +332,12 @@ class VAE(EpochLoop, keras.Model):
 
         In-memory arrays then train one epoch per compiled function, and
         array `validation_data` is evaluated in one compiled call per epoch.
-        With the default `compile(jit_compile="auto")` the batches run under
-        XLA when the fit runs at least 10,000 full batches in all (fewer do
-        not repay XLA's compile time), op determinism is off and the step
-        has no convolution or pooling op (XLA's are slow on CPUs);
-        `jit_compile=True`/`False` decides instead. `model.fit_path`
+        With the default `compile(jit_compile="auto")` a fit without
+        convolution or pooling ops (XLA's are slow on CPUs) and with op
+        determinism off starts without XLA, times its second epoch and, if
+        the rest of the fit would take 10 s or more, times an epoch under
+        XLA and keeps the faster; `jit_compile=True`/`False` decides
+        instead. `model.fit_path`
         then says which loop ran. See `tfvae.epoch_loop`.
 
         Raises:
