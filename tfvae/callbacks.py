@@ -323,13 +323,12 @@ class _VariableReader:
     """
 
     def __init__(self):
-        self._variables = self._function = None
+        self._variables, self._function = [], None
 
     def __call__(self, variables):
         variables = list(variables)
-        if self._variables is None or len(variables) != len(self._variables) or any(
-                new is not old for new, old in zip(variables, self._variables)):
-            self._variables = variables
+        if self._function is None or list(map(id, variables)) != list(map(id, self._variables)):
+            self._variables = variables  # kept alive, so their ids stay theirs
             self._function = tf.function(lambda: [tf.identity(variable) for variable in variables], autograph=False)
         return self._function()
 

@@ -168,11 +168,15 @@ class EpochLoop:
         steps = math.ceil(int(arrays[0].shape[0]) / batch_size)
         epochs = max(1, int(arguments.get("epochs", 1)) - int(arguments.get("initial_epoch", 0)))
         shuffle = bool(arguments.get("shuffle", True))
-        choice = self._xla_choice("train", arrays)
+        choice = self._xla_choice("train")
         epoch = self._epoch_function_for("train", arrays, batch_size, shuffle, choice is True)
         if choice == "try":
-            epoch = _TimedXLAChoice(epoch, lambda: self._epoch_function_for("train", arrays, batch_size, shuffle, True),
-                                    epochs)
+            def make_xla():  # the step's graph is read only for a fit long enough to try XLA
+                if _slow_under_xla(self._traced_step("train", arrays).get_concrete_function()):
+                    return None
+                return self._epoch_function_for("train", arrays, batch_size, shuffle, True)
+
+            epoch = _TimedXLAChoice(epoch, make_xla, epochs)
         rest = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
         # Keras' evaluate would default to batches of 32: keep the user's.
         rest["validation_batch_size"] = arguments.get("validation_batch_size") or batch_size
@@ -239,7 +243,7 @@ class EpochLoop:
         if return_dict and verbose == 0 and not callbacks and steps is None and not kwargs:
             arrays = self._epoch_loop_arrays({"x": x, "y": y, "sample_weight": sample_weight})
         if arrays is not None and keras_mismatch() is None:
-            epoch = self._epoch_function_for("test", arrays, batch_size or 32, False, self._xla_choice("test", arrays))
+            epoch = self._epoch_function_for("test", arrays, batch_size or 32, False, self._xla_choice("test"))
             return {name: float(value) for name, value in epoch().items()}
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
                                 steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
@@ -254,7 +258,7 @@ class EpochLoop:
             return None
         arrays = tuple(None if value is None else tf.convert_to_tensor(value) for value in arrays)
         batch_size = fit_arguments["validation_batch_size"]
-        epoch = self._epoch_function_for("test", arrays, batch_size, False, self._xla_choice("test", arrays))
+        epoch = self._epoch_function_for("test", arrays, batch_size, False, self._xla_choice("test"))
         last_batch = math.ceil(int(arrays[0].shape[0]) / batch_size) - 1
 
         def validate(callbacks):
@@ -301,7 +305,7 @@ class EpochLoop:
         data = tuple(value for value in arrays if value is not None)
         n = int(data[0].shape[0])
         num_full = n // batch_size
-        step = self._traced_step(kind, data, present)
+        step = self._traced_step(kind, arrays)
         key = (kind, batch_size, shuffle, present, n, uses_xla is True, step.input_signature)
         if key not in self._epoch_functions:
 
@@ -333,8 +337,10 @@ class EpochLoop:
         function = self._epoch_functions[key]
         return lambda: function(data)
 
-    def _traced_step(self, kind, data, present):
-        """`kind`'s step as a `tf.function` of the present arrays' batches, traced once for any batch size."""
+    def _traced_step(self, kind, arrays):
+        """`kind`'s step as a `tf.function` of the batches of `arrays` not None, traced once for any batch size."""
+        present = tuple(value is not None for value in arrays)
+        data = tuple(value for value in arrays if value is not None)
         specs = tuple(tf.TensorSpec([None, *value.shape[1:]], value.dtype) for value in data)
         key = ("step", kind, present, specs)
         if key in self._epoch_functions:
@@ -354,20 +360,17 @@ class EpochLoop:
         self._epoch_functions[key] = tf.function(one_step, input_signature=specs, autograph=not own)
         return self._epoch_functions[key]
 
-    def _xla_choice(self, kind, arrays):
-        """True, False or "try" (time it, see `_TimedXLAChoice`): XLA for `kind`'s full batches of `arrays`.
+    def _xla_choice(self, kind):
+        """True, False or "try" (time it, see `_TimedXLAChoice`): XLA for `kind`'s full batches.
 
         `compile(jit_compile=True/False)` decides. With "auto": False with op
-        determinism on or a convolution or pooling op in the step, and for
-        "test" (validation is a few batches an epoch); otherwise "try".
+        determinism on, and for "test" (validation is a few batches an
+        epoch); otherwise "try", where a convolution or pooling op in the
+        step rules XLA out once the fit is long enough to consider it.
         """
         if self._epoch_jit_compile != "auto":
             return bool(self._epoch_jit_compile)
-        if kind != "train" or is_op_determinism_enabled():
-            return False
-        present = tuple(value is not None for value in arrays)
-        step = self._traced_step(kind, tuple(value for value in arrays if value is not None), present)
-        return False if _slow_under_xla(step.get_concrete_function()) else "try"
+        return False if kind != "train" or is_op_determinism_enabled() else "try"
 
     def _epoch_order(self, n, shuffle):
         if not shuffle:
@@ -390,7 +393,8 @@ class _TimedXLAChoice:
 
     Args:
         plain: `run()` of the epoch without XLA.
-        make_xla: `() -> run()` of the same epoch under XLA (built on demand).
+        make_xla: `() -> run()` of the same epoch under XLA (built on demand),
+            or None when XLA is ruled out (a convolution or pooling op).
         epochs: the epochs this fit runs.
     """
 
