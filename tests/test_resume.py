@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from tfvae import cli, resumable
+from tfvae import _atomic, cli, resumable
 from tfvae.callbacks import BackupAndRestore
 
 # 1437 training digits in batches of 64: 23 batches per epoch; a backup every 5 batches (tfvae train
@@ -126,10 +126,12 @@ def test_a_backup_in_the_first_epoch_of_a_resumed_run_records_that_epoch(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, batch_size=8, epochs=4, verbose=0,
                   callbacks=[backup_class(str(tmp_path / "backup"), save_freq=3), _Interrupt(1, 5)])
+    _atomic.wait_for_writes()  # tfvae's backups queued before the exception (tfvae train waits likewise)
     assert json.loads(metadata.read_text())["epoch"] == 1
     with pytest.raises(KeyboardInterrupt):  # resumed in epoch 1; backed up after its batches 2 and 5
         model.fit(x, batch_size=8, epochs=4, verbose=0,
                   callbacks=[backup_class(str(tmp_path / "backup"), save_freq=3), _Interrupt(1, 6)])
+    _atomic.wait_for_writes()
     assert json.loads(metadata.read_text())["epoch"] == recorded_epoch
 
 

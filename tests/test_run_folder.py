@@ -6,13 +6,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import keras
 import numpy as np
 import pytest
 
 import tfvae
-from tfvae import cli, datasets, run_folder
+from tfvae import _atomic, cli, datasets, run_folder
 from tfvae.callbacks import BackupAndRestore
 
 SMALL = ["--epochs", "2", "--hidden", "16", "--latent-dim", "2"]
@@ -233,3 +234,52 @@ def test_a_second_ctrl_c_loses_only_the_epoch_in_progress(tmp_path):
     with np.load(weights) as archive:
         np.testing.assert_array_equal(archive["v00000"], model.weights[0].numpy())
     assert not backup.save_last_epoch()  # written once
+
+
+def test_background_writes_run_in_order_and_a_failed_one_drops_the_rest_and_is_raised():
+    done = []
+
+    def write(name, seconds=0.0):
+        threading.Event().wait(seconds)
+        done.append(name)
+
+    def fail():
+        raise OSError(28, "No space left on device", "run/history.csv")
+
+    for name, seconds in (("a", 0.2), ("b", 0.0), ("c", 0.1)):
+        _atomic.in_background(write, name, seconds)
+    _atomic.wait_for_writes()
+    assert done == ["a", "b", "c"]
+    _atomic.in_background(fail)
+    _atomic.in_background(write, "dropped")  # queued after the failure: a backup must not land after it
+    with pytest.raises(OSError, match="No space left on device"):
+        _atomic.wait_for_writes()
+    assert done == ["a", "b", "c"]
+    _atomic.wait_for_writes()  # raised once
+    _atomic.in_background(write, "d")
+    _atomic.wait_for_writes()
+    assert done == ["a", "b", "c", "d"]
+
+
+def test_a_backup_holds_the_weights_of_the_moment_it_fell_due_though_written_later(tmp_path):
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer="adam")
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    backup = BackupAndRestore(str(tmp_path / "b"), delete_checkpoint=False)
+    backup.set_model(model)
+    backup.on_epoch_begin(0)
+    due = [weight.numpy() for weight in model.weights]
+    release = threading.Event()
+    _atomic.in_background(release.wait)  # the writer is busy: the backup waits in the queue
+    backup._save_model()
+    for weight in model.weights:
+        weight.assign(np.zeros(weight.shape, weight.dtype))  # training goes on
+    assert not os.path.exists(tmp_path / "b" / "training_metadata.json")
+    release.set()
+    _atomic.wait_for_writes()
+    metadata, weights, note = BackupAndRestore.latest_backup(str(tmp_path / "b"))
+    assert metadata["epoch"] == 0 and note is None
+    with np.load(weights) as archive:
+        for number, value in enumerate(due):
+            np.testing.assert_array_equal(archive[f"v{number:05d}"], value)

@@ -16,13 +16,27 @@ sees the old file or the new one, never a mix and never neither.
 
     with replacing(path) as temporary:
         model.save(temporary)   # the temporary name ends with the file's own name
+
+Writes made while training runs (backups, history.csv) can be queued with
+`in_background`: one thread runs them in order while the next epoch trains,
+and `wait_for_writes` blocks until they are on disk.
 """
 
+import collections
+import concurrent.futures
 import contextlib
 import os
 import pathlib
 import shutil
+import threading
 import uuid
+
+# Queued writes not yet known to be done (called from one thread, the one that trains); a write
+# that failed is raised by the next call.
+MAX_QUEUED_WRITES = 2
+_queue = collections.deque()
+_state = {"executor": None, "error": None}
+_state_lock = threading.Lock()
 
 
 def check_targets(targets, overwrite):
@@ -164,6 +178,78 @@ def replacing(path):
     _sync_dirs({path.parent})
 
 
+def in_background(write, *args):
+    """Queues `write(*args)` to run in tfvae's writer thread, after the writes queued before it.
+
+    The caller's thread goes on at once (the write must own its data: a
+    snapshot, not something the caller changes afterwards). At most
+    `MAX_QUEUED_WRITES` writes wait; one more waits for the oldest first. A
+    write that raises drops the writes queued after it (so that, for
+    example, no backup lands after a history.csv that failed), and its
+    error is raised by the next `in_background` or `wait_for_writes` call.
+    The thread finishes the queue before the interpreter exits; a kill
+    loses the writes not done, each whole or absent (they are atomic).
+
+    Args:
+        write: a function, usually one that writes files with `replacing`.
+        *args: its arguments.
+
+    Raises:
+        OSError (or whatever a queued write raised): the error of an earlier
+            write, which then did not happen.
+
+    Example:
+
+    >>> in_background(replace_text, "run/history.csv", text)
+    >>> wait_for_writes()   # history.csv is on disk
+    """
+    _raise_failure()
+    with _state_lock:
+        if _state["executor"] is None:
+            _state["executor"] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvae-writes")
+        executor = _state["executor"]
+    while len(_queue) >= MAX_QUEUED_WRITES:
+        _queue.popleft().result()
+    _queue.append(executor.submit(_run_queued, write, args))
+
+
+def wait_for_writes(raise_error=True):
+    """Blocks until every write queued with `in_background` is done.
+
+    Args:
+        raise_error: raise the error of a write that failed (else it is
+            dropped: for a caller already handling another error).
+
+    Raises:
+        OSError (or whatever the write raised): if a queued write failed.
+    """
+    while _queue:
+        _queue[0].result()  # a Ctrl-C here leaves the write queued
+        _queue.popleft()
+    if raise_error:
+        _raise_failure()
+    else:
+        _state["error"] = None
+
+
+def _run_queued(write, args):
+    if _state["error"] is not None:
+        return  # an earlier write failed: the later ones are dropped
+    try:
+        write(*args)
+    except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+        _state["error"] = error
+
+
+def _raise_failure():
+    if _state["error"] is None:
+        return
+    while _queue:  # the writes queued after the failed one are being dropped
+        _queue.popleft().result()
+    error, _state["error"] = _state["error"], None
+    raise error
+
+
 def write_bytes(path, data):
     """Writes `data` to `path` and flushes it to disk."""
     with open(path, "wb") as handle:
@@ -175,6 +261,12 @@ def write_bytes(path, data):
 def write_text(path, text):
     """Writes UTF-8 `text` to `path` and flushes it to disk."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def replace_text(path, text):
+    """Writes UTF-8 `text` to `path`, whole or not at all (see `replacing`)."""
+    with replacing(path) as temporary:
+        write_text(temporary, text)
 
 
 def tree_size(path):

@@ -119,6 +119,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     `latest_backup` picks the newest generation whose weights match their
     checksum, and says so when it has to fall back.
 
+    The variables are read in one compiled call when a backup falls due;
+    the files are written by tfvae's writer thread (`tfvae._atomic.in_background`)
+    while the next batches train, after the writes queued before them
+    (`HistoryCSV`'s row of the epoch). `on_train_end` and `save_last_epoch` wait
+    until they are on disk; a write's error (a full disk) is raised at the
+    next backup or at the end of training.
+
     Keras counts epochs from 0 in every `fit` and learns the epoch only at an
     epoch's end, so a mid-epoch backup written in the first epoch of a resumed
     run would record epoch 0; this subclass takes the epoch from
@@ -195,6 +202,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         return None, None, note
 
     def on_train_begin(self, logs=None):
+        _atomic.wait_for_writes()  # an earlier fit's backups
         metadata, weights, _ = self.latest_backup(self.backup_dir)
         self.restored = metadata
         if metadata is None:
@@ -251,6 +259,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_end(self, logs=None):
         self.save_last_epoch()  # stopped after this callback's on_epoch_end had run
+        _atomic.wait_for_writes()
         super().on_train_end(logs)
 
     def save_last_epoch(self):
@@ -263,35 +272,40 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         nothing while training runs.
 
         Returns:
-            True if a backup was written.
+            True if a backup was written. Either way, the backups queued
+            before are on disk when it returns.
         """
-        if self._unsaved_epoch_end is None:
-            return False
-        self._current_epoch, self._last_batch_seen = self._unsaved_epoch_end, 0
-        self._save_model()
-        return True
+        saved = self._unsaved_epoch_end is not None
+        if saved:
+            self._current_epoch, self._last_batch_seen = self._unsaved_epoch_end, 0
+            self._save_model()
+        _atomic.wait_for_writes()
+        return saved
 
     def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
         self._generation += 1
-        name = f"weights-{self._generation:06d}.npz"
+        # A snapshot read now; the files are written by tfvae's writer thread while training goes on.
+        values = self._read(self._variables())
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                    "weights": f"weights-{self._generation:06d}.npz", "generation": self._generation}
+        _atomic.in_background(self._write_backup, values, metadata)
+        self._unsaved_epoch_end = None
+
+    def _write_backup(self, values, metadata):
+        os.makedirs(self.backup_dir, exist_ok=True)
         buffer = io.BytesIO()
-        np.savez(buffer, **{f"v{number:05d}": value.numpy()
-                            for number, value in enumerate(self._read(self._variables()))})
+        np.savez(buffer, **{f"v{number:05d}": value.numpy() for number, value in enumerate(values)})
         content = buffer.getvalue()
-        with _atomic.replacing(os.path.join(self.backup_dir, name)) as temporary:
+        with _atomic.replacing(os.path.join(self.backup_dir, metadata["weights"])) as temporary:
             _atomic.write_bytes(temporary, content)
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
-                    "sha256": hashlib.sha256(content).hexdigest(), "generation": self._generation}
+        metadata = {**metadata, "sha256": hashlib.sha256(content).hexdigest()}
         current = os.path.join(self.backup_dir, _METADATA)
         if os.path.exists(current):
             if self.double_checkpoint:
                 os.replace(current, current + ".bkp")  # a kill right here: the .bkp generation is whole
             else:
                 os.unlink(current)
-        with _atomic.replacing(current) as temporary:
-            _atomic.write_text(temporary, json.dumps(metadata))
-        self._unsaved_epoch_end = None
+        _atomic.replace_text(current, json.dumps(metadata))
         self._remove_unreferenced()
 
     def _remove_unreferenced(self):
@@ -346,7 +360,9 @@ class HistoryCSV(keras.callbacks.Callback):
 
     The columns are those of `keras.callbacks.CSVLogger`: `epoch`, then the
     logged metrics in sorted order. A kill, a full disk or Ctrl-C leaves the
-    file of the previous epoch, never a cut row.
+    file of the previous epoch, never a cut row. The file is written by
+    tfvae's writer thread while the next epoch trains (in order with
+    `BackupAndRestore`'s backups); it is whole on disk when `fit` returns.
 
     Args:
         path: the CSV file.
@@ -381,8 +397,10 @@ class HistoryCSV(keras.callbacks.Callback):
         self._rows.append([_csv_value(values.get(name, "NA")) for name in self._header])
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([self._header, *self._rows])
-        with _atomic.replacing(self.path) as temporary:
-            _atomic.write_text(temporary, text.getvalue())
+        _atomic.in_background(_atomic.replace_text, self.path, text.getvalue())
+
+    def on_train_end(self, logs=None):
+        _atomic.wait_for_writes()
 
 
 def _csv_value(value):

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, datasets, distribute, plot, resumable, run_folder
+from tfvae import _atomic, _checks, datasets, distribute, plot, resumable, run_folder
 from tfvae.builders import mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
@@ -126,8 +126,11 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       steps_per_execution=distribute.steps_per_execution(strategy, per_call))
     with run_folder.lock(out):
-        return _train_in(out, model, options, resume, overwrite, (x_train, labels_train), (x_test, labels_test),
-                         y_test, batch_size, verbose, backup_every, callbacks)
+        try:
+            return _train_in(out, model, options, resume, overwrite, (x_train, labels_train),
+                             (x_test, labels_test), y_test, batch_size, verbose, backup_every, callbacks)
+        finally:  # the folder is released with its queued writes done (after an error too)
+            _atomic.wait_for_writes(raise_error=False)
 
 
 def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_test, batch_size, verbose,

@@ -110,8 +110,7 @@ def write_json(path, value):
 
 def write_text(path, text):
     """Writes UTF-8 `text` to `path`, whole or not at all."""
-    with _atomic.replacing(path) as temporary:
-        _atomic.write_text(temporary, text)
+    _atomic.replace_text(path, text)
 
 
 def save_model(model, path):
