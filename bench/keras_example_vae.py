@@ -247,8 +247,19 @@ def load_digits_binarized(test_size=0.2, seed=0):
 
 
 if __name__ == "__main__":
+    # python bench/keras_example_vae.py [EPOCHS]: a whole fit on the digits at batch 64 in a fresh
+    # process, timed around `fit` as bench/train_parts.py times `tfvae train`'s training phase
+    # (bench/run.py's (d) runs it between those runs); the last line is JSON.
+    import json
+    import sys
+    import time
+
+    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     x_train, x_test, _, _ = load_digits_binarized()
     keras.utils.set_random_seed(0)
     model = build_reference()
-    model.fit(x_train, epochs=20, batch_size=64, verbose=2)
-    print("test -ELBO (nats/example):", negative_elbo(model, x_test, n_samples=10))
+    start = time.perf_counter()
+    model.fit(x_train, epochs=epochs, batch_size=64, verbose=0)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"epochs": epochs, "rows": len(x_train), "training": seconds,
+                      "negative_elbo": negative_elbo(model, x_test, n_samples=10)}))

@@ -37,10 +37,12 @@ reference is the official Keras VAE example's pattern
 (d) ``tfvae train`` on digits (150 epochs, the defaults) end to end, in a child
     process per run (bench/train_parts.py), this tree against the previous
     release (``git worktree add /tmp/S/baseline 5a38960``, or --baseline),
-    alternating: wall time and its parts. Its training phase (epochs x
+    in turns: wall time and its parts. Its training phase (epochs x
     training rows / seconds in fit, compiling, validation and backups
-    included) is set against the Keras-example pattern's whole-fit rate at
-    the same epochs and batch (the quality runs of (a)).
+    included) is set against the Keras-example pattern's whole fit at the
+    same epochs and batch, run in a child process in the same rounds
+    (bench/keras_example_vae.py, timed around ``fit``), and also against
+    that pattern's rate in the quality runs of (a).
 (e) ``tfvae evaluate`` (k=1000) of that run: examples x k per second, of the
     whole command and of ``VAE.log_likelihood`` alone, against the decoder's
     matmul bound (the matmul peak / the decoder's FLOP per sample).
@@ -337,18 +339,38 @@ def train_parts(tree, out_dir, options):
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": wall}
 
 
+def reference_fit(epochs):
+    """The Keras-example pattern's whole fit on the digits in a child process: its JSON (`training`: seconds)."""
+    done = subprocess.run([sys.executable, os.path.join(HERE, "keras_example_vae.py"), str(epochs)],
+                          capture_output=True, text=True, cwd=HERE)
+    if done.returncode:
+        raise RuntimeError(f"keras_example_vae.py failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main_job(baseline, workdir, epochs, repeats):
-    """(d): `tfvae train` of this tree and of `baseline`, alternating; medians of each part."""
+    """(d): `tfvae train` of this tree and of `baseline`, and the reference's fit, in turns; medians of each part.
+
+    The reference (the Keras-example pattern, a whole fit at the same epochs and batch in a fresh
+    process, timed around `fit`) runs in the same rounds, so that the training phase's ratio is
+    of runs made under the same machine load.
+    """
     options = ["--epochs", str(epochs)]
-    runs = {"this": [], "previous": []}
+    runs = {"this": [], "previous": [], "reference": []}
     trees = {"this": ROOT, "previous": baseline}
+    order = ("this", "previous", "reference")
     for r in range(repeats):
-        for name in ("this", "previous") if r % 2 == 0 else ("previous", "this"):
+        for name in order[r % 3:] + order[:r % 3]:
+            if name == "reference":
+                runs[name].append(reference_fit(epochs))
+                print(f"  reference fit: {runs[name][-1]['training']:.1f}s", flush=True)
+                continue
             runs[name].append(train_parts(trees[name], os.path.join(workdir, f"{name}{r}"), options))
             print(f"  tfvae train ({name}): {runs[name][-1]['wall']:.1f}s", flush=True)
     parts = ("wall", "import", "setup", "training", "evaluation", "plots", "saving")
-    medians = {name: {part: float(np.median([run[part] for run in values])) for part in parts}
-               for name, values in runs.items()}
+    medians = {name: {part: float(np.median([run[part] for run in runs[name]])) for part in parts}
+               for name in ("this", "previous")}
+    medians["reference"] = {"training": float(np.median([run["training"] for run in runs["reference"]]))}
     return {"runs": runs, "median": medians, "epochs": epochs, "run_dir": os.path.join(workdir, "this0", "run")}
 
 
@@ -585,14 +607,15 @@ def format_report(results, command):
         lines.append(f"| {kind} | {np.mean(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | {rate:,.0f} |")
     job = results["main_job"]
     this, previous = job["median"]["this"], job["median"]["previous"]
-    reference_rate = float(np.mean(results["quality"]["fit_rates"]["reference"]))
+    quality_reference_rate = float(np.mean(results["quality"]["fit_rates"]["reference"]))
+    reference_rate = job["epochs"] * results["train_rows"] / job["median"]["reference"]["training"]
     train_rate = job["epochs"] * results["train_rows"] / this["training"]
     lines += [
         "",
         f"## (d) `tfvae train` on digits ({job['epochs']} epochs, defaults), end to end",
         "",
-        f"Seconds, median of {len(job['runs']['this'])} runs each, alternating, in child processes "
-        "(`bench/train_parts.py`); *previous* is commit 5a38960.",
+        f"Seconds, median of {len(job['runs']['this'])} runs each, in turns with the reference's fit, in "
+        "child processes (`bench/train_parts.py`, `bench/keras_example_vae.py`); *previous* is commit 5a38960.",
         "",
         "| part | this | previous | this / previous |",
         "| --- | ---: | ---: | ---: |",
@@ -603,9 +626,12 @@ def format_report(results, command):
         "",
         f"Training phase: {train_rate:,.0f} samples/s ({job['epochs']} x {results['train_rows']:,} rows / "
         f"{this['training']:.1f} s, compiling, per-epoch validation, backups and history.csv included) = "
-        f"{train_rate / reference_rate:.2f}x the Keras-example pattern's whole-fit rate at the same epochs and "
-        f"batch ({reference_rate:,.0f} samples/s, (a)'s quality runs). Previous release's training phase: "
-        f"{job['epochs'] * results['train_rows'] / previous['training']:,.0f} samples/s.",
+        f"**{train_rate / reference_rate:.2f}x** the Keras-example pattern's whole fit at the same epochs and "
+        f"batch in the same rounds ({reference_rate:,.0f} samples/s: "
+        + ", ".join(f"{run['training']:.1f}" for run in job["runs"]["reference"]) +
+        f" s in fresh processes, timed around `fit`); {train_rate / quality_reference_rate:.2f}x its rate in (a)'s "
+        f"quality runs earlier in this process ({quality_reference_rate:,.0f} samples/s). Previous release's "
+        f"training phase: {job['epochs'] * results['train_rows'] / previous['training']:,.0f} samples/s.",
         "",
     ]
     ev = results["evaluate"]
@@ -770,7 +796,7 @@ def main(argv=None):
     print(f"  {results['quality']}", flush=True)
     workdir = tempfile.mkdtemp(prefix="tfvae_bench_")
     try:
-        results["main_job"] = main_job(args.baseline, workdir, 5 if args.quick else 150, 1 if args.quick else 2)
+        results["main_job"] = main_job(args.baseline, workdir, 5 if args.quick else 150, 1 if args.quick else 3)
         progress("(d) tfvae train")
         print(f"  {results['main_job']['median']}", flush=True)
         results["evaluate"] = evaluate_job(results["main_job"]["run_dir"], x_test, k)

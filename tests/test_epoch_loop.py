@@ -1,5 +1,6 @@
 """The whole-epoch training function behind `VAE.fit` (tfvae/epoch_loop.py)."""
 
+import threading
 import time
 
 import keras
@@ -199,6 +200,31 @@ def test_callbacks_validation_and_stop_training_work_on_the_fast_path(digits):
     assert len(history.history["loss"]) == 2
     assert seen[0] == ["kl", "kl_weight", "loss", "reconstruction", "val_kl", "val_loss", "val_reconstruction"]
     assert history.history["kl_weight"] == pytest.approx([0.3, 0.6])
+
+
+def test_validation_is_traced_in_a_thread_during_the_first_epoch_and_its_errors_reach_fit(digits):
+    (x_train, _), (x_test, _) = digits
+    traced_in = []
+
+    class Recording(tfvae.VAE):
+        fail = False
+
+        def test_step(self, data):
+            traced_in.append(threading.current_thread().name)
+            if self.fail:
+                raise ValueError("the test step cannot be traced")
+            return super().test_step(data)
+
+    encoder = keras.Sequential([keras.Input((64,)), keras.layers.Dense(8, activation="relu")])
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(64)])
+    model = Recording(encoder, decoder, 2, likelihood="bernoulli")
+    model.compile(optimizer="adam", jit_compile=False)
+    history = model.fit(x_train[:96], epochs=2, batch_size=32, validation_data=(x_test[:50], None), verbose=0)
+    assert traced_in == ["tfvae-trace-validation"] and len(history.history["val_loss"]) == 2
+    model.compile(optimizer="adam", jit_compile=False)  # new functions: traced again
+    model.fail = True
+    with pytest.raises(ValueError, match="cannot be traced"):
+        model.fit(x_train[:96], epochs=2, batch_size=32, validation_data=(x_test[:50], None), verbose=0)
 
 
 def test_validation_on_the_fast_path_equals_keras_evaluate(digits):

@@ -14,7 +14,9 @@ held in memory, one `tf.function` per epoch:
 and validation on in-memory `validation_data` the same way (one compiled
 call per epoch over `test_step`, no shuffle), instead of Keras' `evaluate`
 with its data adapter and iterator each epoch; `evaluate` on arrays (with
-`verbose=0, return_dict=True`) reuses that function. The step is traced once
+`verbose=0, return_dict=True`) reuses that function. The validation
+function is traced in a thread while the first epoch's compiled call runs
+(it leaves Python free), after the training step's own trace. The step is traced once
 (for any batch size, without autograph for tfvae's own steps), and the
 metrics are reset and read in compiled calls.
 
@@ -64,6 +66,7 @@ same seeds, see tests/test_epoch_loop.py. `bench/run.py` measures the speed.
 
 import inspect
 import math
+import threading
 import time
 import warnings
 
@@ -182,12 +185,24 @@ class EpochLoop:
         rest["validation_batch_size"] = arguments.get("validation_batch_size") or batch_size
         never_read = tf.data.Dataset.from_tensors(tf.zeros([0])).repeat()
         saved = self.steps_per_execution, self.train_function
-        self._epoch_run = lambda iterator: epoch()  # the data are captured tensors, not the iterator
-        self._epoch_validation = self._fast_validation(rest)
+        validation = self._fast_validation(rest)
+
+        def run_epoch(iterator):  # the data are captured tensors, not the iterator
+            if validation is not None and not validation.started:
+                # The validation function is traced in a thread while the first epoch runs (its
+                # execution leaves Python free); after the training step's trace, which may build
+                # what both use.
+                epoch.trace()
+                validation.start_tracing()
+            return epoch()
+
+        self._epoch_run, self._epoch_validation = run_epoch, validation
         self.steps_per_execution = steps
         try:
             history = super().fit(never_read, steps_per_epoch=steps, shuffle=False, **rest)
         finally:
+            if validation is not None:
+                validation.join(raise_error=False)  # if fit stopped before validating
             self._epoch_run = self._epoch_validation = None
             self.steps_per_execution, self.train_function = saved
         uses_xla = epoch.uses_xla if choice == "try" else choice
@@ -259,18 +274,7 @@ class EpochLoop:
         arrays = tuple(None if value is None else tf.convert_to_tensor(value) for value in arrays)
         batch_size = fit_arguments["validation_batch_size"]
         epoch = self._epoch_function_for("test", arrays, batch_size, False, self._xla_choice("test"))
-        last_batch = math.ceil(int(arrays[0].shape[0]) / batch_size) - 1
-
-        def validate(callbacks):
-            # The callbacks see one call of all the batches, as with steps_per_execution.
-            callbacks.on_test_begin()
-            callbacks.on_test_batch_begin(0)
-            logs = {name: float(value) for name, value in epoch().items()}
-            callbacks.on_test_batch_end(last_batch, logs)
-            callbacks.on_test_end(logs)
-            return logs
-
-        return validate
+        return _FastValidation(epoch, math.ceil(int(arrays[0].shape[0]) / batch_size) - 1)
 
     def _epoch_loop_arrays(self, arguments):
         """`(x, y, sample_weight)` as tensors when the fast path applies, else None."""
@@ -334,8 +338,7 @@ class EpochLoop:
                 return {metric.name: metric.result() for metric in self.metrics}
 
             self._epoch_functions[key] = tf.function(epoch, autograph=False)
-        function = self._epoch_functions[key]
-        return lambda: function(data)
+        return _EpochRun(self._epoch_functions[key], data)
 
     def _traced_step(self, kind, arrays):
         """`kind`'s step as a `tf.function` of the batches of `arrays` not None, traced once for any batch size."""
@@ -381,6 +384,65 @@ class EpochLoop:
         return tf.argsort(tf.random.stateless_uniform([n], seed=self._sampling_seed(), alg="philox"))
 
 
+class _EpochRun:
+    """`run()`: one epoch function called on its data; `trace()` traces it without running it."""
+
+    def __init__(self, function, data):
+        self.function, self.data = function, data
+
+    def __call__(self):
+        return self.function(self.data)
+
+    def trace(self):
+        self.function.get_concrete_function(self.data)
+
+
+class _FastValidation:
+    """`fit`'s validation on arrays: one compiled call over all batches, whose trace can run in a thread.
+
+    Args:
+        run: the `_EpochRun` of the test epoch.
+        last_batch: the index of its last batch (what the callbacks are told).
+    """
+
+    def __init__(self, run, last_batch):
+        self.run, self.last_batch = run, last_batch
+        self.started = False
+        self._thread = self._error = None
+
+    def start_tracing(self):
+        """Traces the function in a thread: call it when a long TensorFlow call is about to run."""
+
+        def trace():
+            try:
+                self.run.trace()
+            except BaseException as error:  # noqa: BLE001 - raised by `join` in the caller's thread
+                self._error = error
+
+        self.started = True
+        self._thread = threading.Thread(target=trace, name="tfvae-trace-validation", daemon=True)
+        self._thread.start()
+
+    def join(self, raise_error=True):
+        """Waits for `start_tracing`'s thread; raises what the trace raised (if `raise_error`)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None and raise_error:
+            raise error
+
+    def __call__(self, callbacks):
+        self.join()
+        # The callbacks see one call of all the batches, as with steps_per_execution.
+        callbacks.on_test_begin()
+        callbacks.on_test_batch_begin(0)
+        logs = {name: float(value) for name, value in self.run().items()}
+        callbacks.on_test_batch_end(self.last_batch, logs)
+        callbacks.on_test_end(logs)
+        return logs
+
+
 class _TimedXLAChoice:
     """The epoch function of `fit` under `jit_compile="auto"`: without XLA, then XLA if it pays.
 
@@ -403,6 +465,10 @@ class _TimedXLAChoice:
         self.calls = 0
         self.plain_seconds = self.xla = None
         self.uses_xla = False
+
+    def trace(self):
+        """Traces the function the first call runs (the plain one)."""
+        self.plain.trace()
 
     def __call__(self):
         self.calls += 1
