@@ -123,9 +123,18 @@ def _check_consistent(run):
     return epochs, metadata
 
 
+def _sigint_as_from_a_terminal():
+    """Run in each child before exec: SIGINT as an interactive shell leaves it.
+
+    A suite started in the background of a non-interactive shell inherits SIGINT ignored, and Python
+    keeps it ignored; the user pressing Ctrl-C in a terminal is what these tests are about.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _drive(tmp_path, plan, timeout=1800):
     return subprocess.run([sys.executable, "driver.py", json.dumps(plan), *ARGS], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=_sigint_as_from_a_terminal)
 
 
 @pytest.mark.slow
@@ -163,7 +172,7 @@ def test_ctrl_c_and_kills_at_many_moments_of_a_default_run_lose_no_epoch(tmp_pat
     assert interrupted == 20
 
     finished = subprocess.run([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=1800)
+                              timeout=1800, preexec_fn=_sigint_as_from_a_terminal)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert _history_epochs(run) == list(range(EPOCHS))
     assert not (run / run_folder.BACKUP).exists()
@@ -179,7 +188,7 @@ def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
     delays = []
     for rows in (0, 3, 50, 110):
         process = subprocess.Popen([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_from_a_terminal)
         deadline = time.monotonic() + 1200  # a guard against hanging forever, not a measurement
         while (len(_history_epochs(run)) < rows or not rows and time.monotonic() < deadline - 1199) \
                 and process.poll() is None and time.monotonic() < deadline:
@@ -198,7 +207,7 @@ def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
     print(f"seconds from SIGINT to the exit of tfvae train, at 3, 50 and 110 epochs: {delays}")
     assert len(delays) == 3  # the three Ctrl-Cs during training stopped at an epoch end with a backup
     finished = subprocess.run([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=1800)
+                              timeout=1800, preexec_fn=_sigint_as_from_a_terminal)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert _history_epochs(run) == list(range(EPOCHS))
     tfvae.load_model(run / run_folder.MODEL)
