@@ -258,8 +258,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._unsaved_epoch_end = None  # the state moves past the epoch's end
 
     def on_train_end(self, logs=None):
-        self.save_last_epoch()  # stopped after this callback's on_epoch_end had run
-        _atomic.wait_for_writes()
+        self.save_last_epoch()  # stopped after on_epoch_end had run; waits for the queued writes
         super().on_train_end(logs)
 
     def save_last_epoch(self):
