@@ -59,6 +59,20 @@ def test_xla_training_is_reproducible_from_a_seed(digits):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize("jit_compile, calls", [(False, 1), (True, 2)])
+def test_the_epoch_graph_holds_the_step_once_without_xla(digits, jit_compile, calls):
+    # Without XLA the in-graph loop takes the partial last batch too: TensorFlow optimizes one
+    # copy of the step before the first run. Under XLA the partial batch is a second call.
+    (x_train, _), _ = digits
+    model, _ = _trained(x_train[:100], jit_compile, epochs=1)
+    arrays = (tf.constant(x_train[:100]), None, None)
+    epoch = model._epoch_function_for("train", arrays, 8, True, jit_compile)
+    step = model._traced_step("train", arrays).get_concrete_function().name.decode()
+    graph = epoch.function.get_concrete_function(epoch.data).graph.as_graph_def()
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    assert sum(node.attr["f"].func.name == step for node in nodes if "PartitionedCall" in node.op) == calls
+
+
 def test_shuffling_changes_every_epoch_and_is_seeded():
     keras.utils.set_random_seed(3)
     model = tfvae.mlp_vae(4, (4,), 2)
