@@ -22,6 +22,7 @@ import tensorflow_probability as tfp
 
 import tfvae
 from tfvae import cli
+from tfvae.evaluation import elbo_parts
 
 tfd = tfp.distributions
 
@@ -172,6 +173,19 @@ def test_same_seed_same_numbers_other_seed_other_samples_and_json_ready(digits):
     for text in ("ELBO", "NLL, k=20", f"{first['nll']:.2f}", "bits per dimension", "active units"):
         assert text in table
     assert len(table.splitlines()) == 10
+
+
+def test_the_evaluation_functions_are_traced_once_for_every_batch_size(digits, monkeypatch):
+    # 50 examples in batches of 16 end with a batch of 2: one trace serves them all.
+    (_, _), (x_test, _) = digits
+    model = tfvae.mlp_vae(64, (16,), 3, likelihood="bernoulli")
+    traces = []
+    posterior = model.posterior
+    monkeypatch.setattr(model, "posterior", lambda *args, **kwargs: traces.append(1) or posterior(*args, **kwargs))
+    reconstruction, kl, _ = elbo_parts(model, x_test[:50], elbo_samples=4, batch_size=16)
+    assert len(traces) == 1 and reconstruction.shape == kl.shape == (50,)
+    log_px = model.log_likelihood(x_test[:50], num_samples=20, batch_size=16, samples_per_chunk=8, seed=0)
+    assert model._log_weights_chunk.experimental_get_tracing_count() == 1 and log_px.shape == (50,)
 
 
 @pytest.mark.parametrize(

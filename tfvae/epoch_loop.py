@@ -121,6 +121,28 @@ def keras_mismatch():
     return None
 
 
+def any_rows(value):
+    """The `tf.TensorSpec` of a batch like `value` with any number of rows (None for None).
+
+    A `tf.function` traced for these specs serves every batch size, the
+    smaller last batch included, instead of tracing again for it.
+
+    Args:
+        value: a tensor or array of rows, or None.
+
+    Returns:
+        `tf.TensorSpec([None, *value.shape[1:]], value.dtype)`, or None.
+
+    Example:
+
+    >>> any_rows(np.zeros((64, 8), "float32"))
+    TensorSpec(shape=(None, 8), dtype=tf.float32, name=None)
+    """
+    if value is None:
+        return None
+    return tf.TensorSpec([None, *value.shape[1:]], tf.as_dtype(value.dtype))
+
+
 class EpochLoop:
     """Mixin for a `keras.Model` subclass: `compile` and a faster `fit`.
 
@@ -349,7 +371,7 @@ class EpochLoop:
         """`kind`'s step as a `tf.function` of the batches of `arrays` not None, traced once for any batch size."""
         present = tuple(value is not None for value in arrays)
         data = tuple(value for value in arrays if value is not None)
-        specs = tuple(tf.TensorSpec([None, *value.shape[1:]], value.dtype) for value in data)
+        specs = tuple(any_rows(value) for value in data)
         key = ("step", kind, present, specs)
         if key in self._epoch_functions:
             return self._epoch_functions[key]

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import _checks, losses
+from tfvae.epoch_loop import any_rows
 from tfvae.vae import VAE
 
 #: A latent unit is active when its posterior mean varies across the data by more than this.
@@ -133,7 +134,10 @@ def elbo_parts(model, x, labels=None, elbo_samples=100, batch_size=128, seed=0):
         x_batch = tf.constant(x[start:start + batch_size])
         one_hot = None if labels is None else model._one_hot(labels[start:start + batch_size])  # checked here
         # Negative stream numbers: samples independent of log_likelihood's (seeded [seed, 0], [seed, 1], ...).
-        z_mean, kl, reconstruction = parts(x_batch, one_hot, tf.constant([seed, -1 - batch], tf.int32))
+        stream = tf.constant([seed, -1 - batch], tf.int32)
+        if batch == 0:  # traced once for every batch size (the last batch is smaller)
+            parts.get_concrete_function(any_rows(x_batch), any_rows(one_hot), stream)
+        z_mean, kl, reconstruction = parts(x_batch, one_hot, stream)
         z_means.append(z_mean.numpy())
         kls.append(kl.numpy())
         reconstructions.append(reconstruction.numpy())

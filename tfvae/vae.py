@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses
-from tfvae.epoch_loop import EpochLoop
+from tfvae.epoch_loop import EpochLoop, any_rows
 from tfvae.latent import GaussianLatent, standard_normal_prior
 
 #: Entry-point group of the formats `VAE.export` writes (declared by the `export` package in setup.py).
@@ -517,6 +517,10 @@ class VAE(EpochLoop, keras.Model):
         samples_per_chunk = _checks.positive_int("samples_per_chunk", samples_per_chunk)
         seed = _checks.seed("seed", seed)
         one_hot = self._one_hot(labels)
+        # Traced once for every batch size (the last batch is smaller) and chunk of samples.
+        self._log_weights_chunk.get_concrete_function(
+            any_rows(x), any_rows(one_hot), tf.TensorSpec([], tf.int32),
+            None if seed is None else tf.TensorSpec([2], tf.int32))
         results = []
         chunk = 0
         for start in range(0, x.shape[0], batch_size):
