@@ -18,6 +18,7 @@ from tfvae import _atomic, _checks, datasets, distribute, plot, resumable, run_f
 from tfvae.builders import mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
+from tfvae.optimizers import Adam
 from tfvae.saving import load_model
 
 DEFAULTS = dict(
@@ -51,7 +52,8 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             (`num_classes` = largest label + 1); named datasets only.
         likelihood: `"bernoulli"` (default for named image datasets, which
             are then binarized) or `"gaussian"` (default for files).
-        epochs, batch_size, learning_rate: Adam training options.
+        epochs, batch_size, learning_rate: training options (Adam: `tfvae.optimizers.Adam`,
+            Keras' Adam with a smaller step graph).
         seed: seeds weights, sampling and the data split.
         verbose: Keras verbosity (1 shows the progress bar).
         callbacks: extra Keras callbacks.
@@ -123,7 +125,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         # call per epoch; the batch callbacks, backups and the non-finite check, run at epoch
         # ends). Under a strategy Keras' loop runs `backup_every` steps per call, at most an epoch.
         per_call = min(backup_every, -(-len(x_train) // batch_size)) if tf.distribute.has_strategy() else 1
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+        model.compile(optimizer=Adam(learning_rate),
                       steps_per_execution=distribute.steps_per_execution(strategy, per_call))
     with run_folder.lock(out):
         try:

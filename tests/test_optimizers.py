@@ -1,0 +1,48 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from tfvae.optimizers import Adam
+
+
+def _trained(optimizer, x, **fit):
+    keras.utils.set_random_seed(0)
+    model = tfvae.mlp_vae(x.shape[1], (16,), 2, likelihood="bernoulli")
+    model.compile(optimizer=optimizer, jit_compile=False)
+    model.fit(x, verbose=0, **fit)
+    return model
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_the_updates_are_keras_adams_bit_for_bit(digits, amsgrad):
+    x = digits[0][0][:200]
+    ours = _trained(Adam(1e-2, amsgrad=amsgrad), x, epochs=2, batch_size=32)
+    theirs = _trained(keras.optimizers.Adam(1e-2, amsgrad=amsgrad), x, epochs=2, batch_size=32)
+    assert int(ours.optimizer.iterations) == int(theirs.optimizer.iterations) == 14
+    for mine, reference in zip(ours.get_weights() + [v.numpy() for v in ours.optimizer.variables],
+                               theirs.get_weights() + [v.numpy() for v in theirs.optimizer.variables]):
+        np.testing.assert_array_equal(mine, reference)
+
+
+def test_the_step_computes_the_bias_correction_once():
+    variables = [tf.Variable(tf.ones([3])) for _ in range(5)]
+
+    def pow_ops(optimizer):
+        optimizer.build(variables)
+        step = tf.function(lambda: optimizer.apply([tf.ones([3])] * 5, variables))
+        return sum(op.type == "Pow" for op in step.get_concrete_function().graph.get_operations())
+
+    assert pow_ops(keras.optimizers.Adam()) == 10  # beta_1**t and beta_2**t for each of the 5 variables
+    assert pow_ops(Adam()) == 2
+
+
+def test_it_is_saved_and_loaded_with_the_model(tmp_path, digits):
+    x = digits[0][0][:64]
+    model = _trained(Adam(3e-3, beta_1=0.8), x, epochs=1, batch_size=32)
+    model.save(tmp_path / "model.keras")
+    loaded = tfvae.load_model(tmp_path / "model.keras")
+    assert type(loaded.optimizer) is Adam
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert int(loaded.optimizer.iterations) == 2
