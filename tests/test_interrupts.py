@@ -30,12 +30,13 @@ import sys
 import textwrap
 import time
 
+import keras
 import numpy as np
 import pytest
 
 import tfvae
 from tfvae import run_folder
-from tfvae.callbacks import BackupAndRestore
+from tfvae.callbacks import BackupAndRestore, StopOnInterrupt
 
 EPOCHS = 150  # the default run
 ARGS = ["train", "--out", "run", "--resume"]
@@ -211,3 +212,26 @@ def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert _history_epochs(run) == list(range(EPOCHS))
     tfvae.load_model(run / run_folder.MODEL)
+
+
+def test_a_process_that_ignores_sigint_keeps_ignoring_it(digits):
+    # As a job started with `nohup` or `&` from a script: Python itself then installs no handler.
+    x = digits[0][0][:64]
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer="adam")
+    handlers = []
+
+    class SendSigint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            handlers.append(signal.getsignal(signal.SIGINT))
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stop = StopOnInterrupt()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        model.fit(x, epochs=2, batch_size=32, verbose=0, callbacks=[stop, SendSigint()])
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handlers == [signal.SIG_IGN, signal.SIG_IGN]
+    assert stop.stopped_epoch is None and len(model.history.history["loss"]) == 2

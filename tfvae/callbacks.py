@@ -419,7 +419,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
     as usual (the atomic backups stay whole; `tfvae train` then writes the
     last finished epoch with `BackupAndRestore.save_last_epoch` when the
     model holds it, so only the epoch in progress is lost). The previous handler is put
-    back at the end of `fit` or by `restore()`.
+    back at the end of `fit` or by `restore()`. A process that ignores SIGINT
+    (started with `nohup` or as a shell's background job) keeps ignoring it.
 
     Attributes:
         stopped_epoch: the epoch (0-based) after which training stopped, or None.
@@ -446,7 +447,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.stopped_epoch = self.delay = self._requested_at = None
-        if threading.current_thread() is threading.main_thread() and self._previous is None:
+        if (threading.current_thread() is threading.main_thread() and self._previous is None
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            # A process started with SIGINT ignored (`nohup`, a shell's background job) keeps ignoring it.
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum, frame):
