@@ -270,6 +270,23 @@ def case_throughput(key, quick):
     return row
 
 
+def child_json(argv, what, cwd=HERE, env=None):
+    """Runs `python *argv` in a child process: `(the JSON of its last stdout line, its wall seconds)`.
+
+    The child's other stdout lines are printed. Raises RuntimeError, naming `what` and quoting the end of
+    the child's stderr, when it fails or prints nothing.
+    """
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd, env=env)
+    wall = time.perf_counter() - start
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        raise RuntimeError(f"{what} failed in its child process:\n{done.stderr[-3000:]}")
+    for line in lines[:-1]:
+        print(line, flush=True)
+    return json.loads(lines[-1]), wall
+
+
 def in_fresh_process(function, *args):
     """`function(*args)`, a function of this module, run in a child process; its result (through JSON).
 
@@ -278,16 +295,8 @@ def in_fresh_process(function, *args):
     and 3.7 s), so the throughput cases each run in a process of their own.
     """
     code = ("import json, sys; sys.path[:0] = sys.argv[1:3]; import run; "
-            f"print('RESULT ' + json.dumps(run.{function.__name__}(*json.loads(sys.argv[3])), default=run._jsonable))")
-    done = subprocess.run([sys.executable, "-c", code, HERE, ROOT, json.dumps(args)], capture_output=True, text=True,
-                          cwd=HERE)
-    lines = done.stdout.splitlines()
-    for line in lines:
-        if not line.startswith("RESULT "):
-            print(line, flush=True)
-    if done.returncode or not lines or not lines[-1].startswith("RESULT "):
-        raise RuntimeError(f"{function.__name__}{args} failed in its child process:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+            f"print(json.dumps(run.{function.__name__}(*json.loads(sys.argv[3])), default=run._jsonable))")
+    return child_json(["-c", code, HERE, ROOT, json.dumps(args)], f"{function.__name__}{args}")[0]
 
 
 def _jsonable(value):
@@ -382,25 +391,16 @@ def bf16_quality(x, x_test, epochs, num_samples):
 
 def train_parts(tree, out_dir, options):
     """Runs bench/train_parts.py with `tree`'s tfvae in a child process; its JSON plus `wall`."""
-    env = {**os.environ, "PYTHONPATH": tree}
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, os.path.join(HERE, "train_parts.py"), os.path.join(out_dir, "run"),
-                           *options], env=env, capture_output=True, text=True, cwd=out_dir)
-    wall = time.perf_counter() - start
-    if done.returncode:
-        raise RuntimeError(f"train_parts.py with {tree} failed:\n{done.stderr[-3000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": wall}
+    parts, wall = child_json([os.path.join(HERE, "train_parts.py"), os.path.join(out_dir, "run"), *options],
+                             f"train_parts.py with {tree}", cwd=out_dir, env={**os.environ, "PYTHONPATH": tree})
+    return {**parts, "wall": wall}
 
 
 def reference_fit(epochs):
     """The Keras-example pattern's whole fit on the digits in a child process: its JSON (`training`: seconds)."""
-    done = subprocess.run([sys.executable, os.path.join(HERE, "keras_example_vae.py"), str(epochs)],
-                          capture_output=True, text=True, cwd=HERE)
-    if done.returncode:
-        raise RuntimeError(f"keras_example_vae.py failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json([os.path.join(HERE, "keras_example_vae.py"), str(epochs)], "keras_example_vae.py")[0]
 
 
 def main_job(baseline, workdir, epochs, repeats):
