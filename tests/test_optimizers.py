@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -46,3 +49,14 @@ def test_it_is_saved_and_loaded_with_the_model(tmp_path, digits):
     assert type(loaded.optimizer) is Adam
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert int(loaded.optimizer.iterations) == 2
+
+
+def test_a_saved_model_loads_in_a_process_that_only_imports_tfvae(tmp_path, digits):
+    # As tfvae-export or a serving script loads what tfvae train saved.
+    model = _trained(Adam(1e-3), digits[0][0][:64], epochs=1, batch_size=32)
+    model.save(tmp_path / "model.keras")
+    code = "import sys, tfvae; print(type(tfvae.load_model(sys.argv[1]).optimizer).__module__)"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.keras")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["tfvae.optimizers"]

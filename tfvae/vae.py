@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses
+from tfvae import optimizers  # noqa: F401 - registers tfvae>Adam, which a saved VAE's compile config may name
 from tfvae.epoch_loop import EpochLoop, any_rows
 from tfvae.latent import GaussianLatent, standard_normal_prior
 
