@@ -674,6 +674,14 @@ def format_report(results, command):
     for kind, values in results["quality"]["nll"].items():
         rate = float(np.mean(results["quality"]["fit_rates"][kind]))
         lines.append(f"| {kind} | {np.mean(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | {rate:,.0f} |")
+    differences = np.subtract(results["quality"]["nll"]["tfvae"], results["quality"]["nll"]["reference"])
+    if len(differences) > 1:
+        standard_error = float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
+        lines += [
+            "",
+            f"tfvae minus the reference, seed by seed (same seed): {', '.join(f'{d:+.2f}' for d in differences)}; "
+            f"mean {np.mean(differences):+.2f} nats, standard error {standard_error:.2f} ({len(differences)} seeds).",
+        ]
     job = results["main_job"]
     this, previous = job["median"]["this"], job["median"]["previous"]
     quality_reference_rate = float(np.mean(results["quality"]["fit_rates"]["reference"]))
