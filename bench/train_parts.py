@@ -4,9 +4,11 @@
 
 Run by bench/run.py in a child process, once with this tree and once with
 the previous release's checked out elsewhere (PYTHONPATH picks which tfvae is
-imported). The command is `tfvae.cli.main(["train", "--out", OUT_DIR, ...])`,
-the same as the `tfvae train` command; its output goes to a file, not a
-terminal, so Keras' progress bar prints once per epoch as in a log.
+imported). The command is `tfvae.cli.main()` with `sys.argv` set to
+`tfvae train --out OUT_DIR ...`, as the `tfvae train` command runs it (with
+no argument list, `main` treats the process as the command's own); its
+output goes to a file, not a terminal, so Keras' progress bar prints once per
+epoch as in a log.
 
 Parts, in seconds (wrappers around the calls both releases make):
 
@@ -61,7 +63,8 @@ def main(out, options):
         setattr(tfvae.plot, name, timed("plots", getattr(tfvae.plot, name)))
     start = time.perf_counter()
     with open(os.path.join(os.path.dirname(out), "train_output.txt"), "w") as log, contextlib.redirect_stdout(log):
-        status = tfvae.cli.main(["train", "--out", out, *options])
+        sys.argv = ["tfvae", "train", "--out", out, *options]
+        status = tfvae.cli.main()
     total = time.perf_counter() - start
     parts["setup"] = marks.get("fit", start) - start
     parts["evaluation"] = total - parts["setup"] - parts["training"] - parts["saving"] - parts["plots"]

@@ -45,6 +45,27 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_the_command_freezes_its_start_up_objects_and_a_python_caller_does_not(tmp_path):
+    # main(list) from Python freezes nothing; main() reads sys.argv as the command does, and
+    # freezes what the imports left (then the bad run folder ends it with exit status 2).
+    code = (
+        "import gc, sys\n"
+        "from tfvae import cli\n"
+        "status = cli.main(['evaluate', 'no_such_run'])\n"
+        "print(status, gc.get_freeze_count())\n"
+        "sys.argv = ['tfvae', 'evaluate', 'no_such_run']\n"
+        "status = cli.main()\n"
+        "print(status, gc.get_freeze_count())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    (from_python, python_frozen), (from_command, command_frozen) = (
+        map(int, line.split()) for line in result.stdout.split("\n")[:2]
+    )
+    assert from_python == from_command == 2, result.stderr
+    assert python_frozen == 0
+    assert command_frozen > 100_000  # TensorFlow, Keras and TFP's objects (about 490,000 measured)
+
+
 def test_bad_option_value_is_named_and_nothing_is_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     status = cli.main(["train", "--latent-dim", "0", "--epochs", "1"])

@@ -66,12 +66,24 @@ def build_parser():
 
 
 def main(argv=None):
-    """Runs the command; returns the exit status (0 ok, 1 failed, 2 bad input, 130 interrupted)."""
+    """Runs the command; returns the exit status (0 ok, 1 failed, 2 bad input, 130 interrupted).
+
+    Args:
+        argv: the arguments after `tfvae`. None (the `tfvae` command and
+            `python -m tfvae`) reads `sys.argv[1:]` and takes the process
+            to be the command's own: after its imports it freezes the objects
+            they left out of garbage collection
+            (`tfvae._cli.freeze_start_up_objects`). With a list, as when
+            called from Python, nothing is frozen.
+    """
+    own_process = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = f"tfvae {argv[0]}" if argv and argv[0] in ("train", "evaluate") else "tfvae"  # a Ctrl-C may come first
     try:
         with _cli.quiet_tensorflow():
             from tfvae import run
+        if own_process:
+            _cli.freeze_start_up_objects()
         args = build_parser().parse_args(argv)
         command = f"tfvae {args.command}"
         if args.command == "train":
