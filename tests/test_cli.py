@@ -45,25 +45,30 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_the_command_freezes_its_start_up_objects_and_a_python_caller_does_not(tmp_path):
-    # main(list) from Python freezes nothing; main() reads sys.argv as the command does, and
-    # freezes what the imports left (then the bad run folder ends it with exit status 2).
+def test_the_command_imports_outside_gc_and_a_python_caller_does_not(tmp_path):
+    # main(list) from Python leaves the collector alone; main() reads sys.argv as the command
+    # does, imports with the collector off and freezes what the imports left (the bad run
+    # folder then ends both with exit status 2). The collector is on again after, unless it
+    # was off before.
     code = (
-        "import gc, sys\n"
-        "from tfvae import cli\n"
-        "status = cli.main(['evaluate', 'no_such_run'])\n"
-        "print(status, gc.get_freeze_count())\n"
+        "import gc, json, sys\n"
+        "from tfvae import _cli, cli\n"
+        "out = {'python': [cli.main(['evaluate', 'no_such_run']), gc.get_freeze_count(), gc.isenabled()]}\n"
         "sys.argv = ['tfvae', 'evaluate', 'no_such_run']\n"
-        "status = cli.main()\n"
-        "print(status, gc.get_freeze_count())\n"
+        "out['command'] = [cli.main(), gc.get_freeze_count(), gc.isenabled()]\n"
+        "gc.disable()\n"
+        "with _cli.start_up_outside_gc():\n"
+        "    inside = gc.isenabled()\n"
+        "out['disabled before'] = [inside, gc.isenabled()]\n"
+        "print(json.dumps(out))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    (from_python, python_frozen), (from_command, command_frozen) = (
-        map(int, line.split()) for line in result.stdout.split("\n")[:2]
-    )
-    assert from_python == from_command == 2, result.stderr
-    assert python_frozen == 0
-    assert command_frozen > 100_000  # TensorFlow, Keras and TFP's objects (about 490,000 measured)
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["python"] == [2, 0, True], result.stderr
+    status, frozen, enabled = out["command"]
+    assert status == 2 and enabled
+    assert frozen > 100_000  # TensorFlow, Keras and TFP's objects (about 500,000 measured)
+    assert out["disabled before"] == [False, False]
 
 
 def test_bad_option_value_is_named_and_nothing_is_written(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ Errors are one line on stderr (see `tfvae._cli`).
 """
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -71,19 +72,17 @@ def main(argv=None):
     Args:
         argv: the arguments after `tfvae`. None (the `tfvae` command and
             `python -m tfvae`) reads `sys.argv[1:]` and takes the process
-            to be the command's own: after its imports it freezes the objects
-            they left out of garbage collection
-            (`tfvae._cli.freeze_start_up_objects`). With a list, as when
-            called from Python, nothing is frozen.
+            to be the command's own: it imports without cyclic garbage
+            collection and freezes what the imports leave
+            (`tfvae._cli.start_up_outside_gc`). With a list, as when called
+            from Python, the collector is left alone.
     """
     own_process = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = f"tfvae {argv[0]}" if argv and argv[0] in ("train", "evaluate") else "tfvae"  # a Ctrl-C may come first
     try:
-        with _cli.quiet_tensorflow():
+        with _cli.start_up_outside_gc() if own_process else contextlib.nullcontext(), _cli.quiet_tensorflow():
             from tfvae import run
-        if own_process:
-            _cli.freeze_start_up_objects()
         args = build_parser().parse_args(argv)
         command = f"tfvae {args.command}"
         if args.command == "train":
