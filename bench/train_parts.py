@@ -12,7 +12,8 @@ epoch as in a log.
 
 Parts, in seconds (wrappers around the calls both releases make):
 
-* ``import``: `import tfvae` and its CLI and training modules (TensorFlow included);
+* ``import``: `import tfvae` and its CLI and training modules (TensorFlow included), as
+  the command imports them (outside the garbage collector where the tree's command does);
 * ``setup``: from the command's start to `fit` (data, model, compile, run folder);
 * ``training``: `VAE.fit` (compiling, every epoch, validation, backups, history.csv);
 * ``saving``: `keras.Model.save` (model.keras);
@@ -32,11 +33,17 @@ import time
 START = time.perf_counter()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tfvae  # noqa: E402
-import tfvae.cli  # noqa: E402
-import tfvae.plot  # noqa: E402
-import tfvae.run  # noqa: E402,F401
-import keras  # noqa: E402
+try:  # the imports as the command's own process makes them (absent from the previous release)
+    from tfvae._cli import start_up_outside_gc
+except ImportError:
+    start_up_outside_gc = contextlib.nullcontext
+
+with start_up_outside_gc():
+    import tfvae  # noqa: E402
+    import tfvae.cli  # noqa: E402
+    import tfvae.plot  # noqa: E402
+    import tfvae.run  # noqa: E402,F401
+    import keras  # noqa: E402
 
 parts = {"import": time.perf_counter() - START, "training": 0.0, "saving": 0.0, "plots": 0.0}
 marks = {}
