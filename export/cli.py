@@ -23,6 +23,7 @@ unless `--verbose` is given.
 """
 
 import argparse
+import contextlib
 import os
 import pathlib
 import sys
@@ -77,15 +78,26 @@ def _add_common(parser, data_help):
 
 
 def main(argv=None):
-    """Runs the command; returns the exit status (0 ok, 1 export failure, 2 bad input, 130 Ctrl-C)."""
+    """Runs the command; returns the exit status (0 ok, 1 export failure, 2 bad input, 130 Ctrl-C).
+
+    Args:
+        argv: the arguments after `tfvae-export`. None (the command) reads
+            `sys.argv[1:]` and takes the process to be the command's own: it
+            imports without cyclic garbage collection and freezes what the
+            imports leave (`tfvae._cli.start_up_outside_gc`). With a list, as
+            when called from Python, the collector is left alone.
+    """
     terminal = _Terminal()
     args = None
     try:
         args = build_parser().parse_args(argv)
         plan = _plan(args)
+        with _cli.start_up_outside_gc() if argv is None else contextlib.nullcontext():
+            with contextlib.nullcontext() if args.verbose else _cli.quiet_tensorflow():
+                _import_what_run_uses()
         if args.verbose:
             return _run(args, plan, terminal)
-        with _cli.quiet_tensorflow(), _cli.native_output_hidden():
+        with _cli.native_output_hidden():
             return _run(args, plan, terminal)
     except BaseException as error:  # noqa: BLE001 - one line, never a traceback, unless --verbose
         if args is not None and args.verbose and not isinstance(error, (SystemExit, KeyboardInterrupt)):
@@ -154,6 +166,13 @@ def _options(run_dir):
 
 
 # ------------------------------------------------------------------- running
+
+
+def _import_what_run_uses():
+    """The modules `_run`'s jobs load (TensorFlow, Keras, TFP, the converters), imported at start-up."""
+    import tfvae.saving  # noqa: F401
+
+    from export import _saved_model, _tflite, report  # noqa: F401
 
 
 def _run(args, plan, terminal):

@@ -121,6 +121,29 @@ def test_saved_model_command(run_dir, tmp_path, capsys):
     assert "serving_default" in captured.out and "synthetic" in captured.out
 
 
+def test_the_command_imports_outside_gc_and_a_python_caller_does_not(run_dir, tmp_path):
+    # As tests/test_cli.py's test of the `tfvae` command: main(list) leaves the collector alone,
+    # main() (the command) freezes what its imports left; both export, the collector on after.
+    model = run_dir / "model.keras"
+    code = (
+        "import gc, json, sys\n"
+        "from export import cli\n"
+        f"args = ['tflite', {str(model)!r}, '--part', 'encoder', '--out']\n"
+        f"status = cli.main(args + [{str(tmp_path / 'a.tflite')!r}])\n"
+        "out = {'python': [status, gc.get_freeze_count(), gc.isenabled()]}\n"
+        f"sys.argv = ['tfvae-export'] + args + [{str(tmp_path / 'b.tflite')!r}]\n"
+        "out['command'] = [cli.main(), gc.get_freeze_count(), gc.isenabled()]\n"
+        "print(json.dumps(out))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["python"] == [0, 0, True], done.stderr
+    status, frozen, enabled = out["command"]
+    assert status == 0 and enabled and frozen > 100_000
+    assert (tmp_path / "a.tflite").is_file() and (tmp_path / "b.tflite").is_file()
+
+
 def test_entry_point_is_installed():
     executable = shutil.which("tfvae-export")
     if executable is None:
