@@ -10,8 +10,9 @@ A library import changes nothing global; a command may. Both CLIs:
   `exit_status`: 2 for bad input, 1 for a failure (a full disk, an unwritable
   folder, a busy run folder, any other error), 130 for Ctrl-C.
 
-In a process of its own, the `tfvae` command also imports outside the garbage
-collector and freezes what its imports leave (`start_up_outside_gc`).
+In a process of its own (`main()` without an argument list), each command
+also imports outside the garbage collector and freezes what its imports leave
+(`start_up_outside_gc`).
 
     def main(argv=None):
         try:
@@ -76,9 +77,9 @@ def start_up_outside_gc():
 
     For a command's own process only. Importing TensorFlow, Keras and
     TensorFlow Probability creates about half a million objects that live as
-    long as the process, and Python's collector keeps walking them: full
-    collections took 1.3 s of `tfvae train`'s 8-10 s of imports, and one more
-    in its first epoch or its evaluation 0.34-0.52 s. In this block the
+    long as the process, and Python's collector keeps walking them: seven
+    full collections took 1.3-1.6 s of `tfvae train`'s 8-10 s of imports, and
+    one more, in its first epoch or its evaluation, 0.34-0.52 s. In this block the
     collector is off; at its end the objects alive are frozen (`gc.freeze`,
     left out of every later collection) and the collector is switched back
     on for newer objects. Measured (`from tfvae import run`, `tfvae.plot` and
