@@ -84,17 +84,21 @@ def main(argv=None):
         argv: the arguments after `tfvae-export`. None (the command) reads
             `sys.argv[1:]` and takes the process to be the command's own: it
             imports without cyclic garbage collection and freezes what the
-            imports leave (`tfvae._cli.start_up_outside_gc`). With a list, as
-            when called from Python, the collector is left alone.
+            imports leave (`tfvae._cli.start_up_outside_gc`), and a Ctrl-C
+            during the imports is raised when they are done
+            (`tfvae._cli.ctrl_c_held`). With a list, as when called from
+            Python, neither is done.
     """
     terminal = _Terminal()
     args = None
     try:
         args = build_parser().parse_args(argv)
         plan = _plan(args)
-        with _cli.start_up_outside_gc() if argv is None else contextlib.nullcontext():
-            with contextlib.nullcontext() if args.verbose else _cli.quiet_tensorflow():
-                _import_what_run_uses()
+        own_process = argv is None
+        with _cli.ctrl_c_held() if own_process else contextlib.nullcontext(), \
+                _cli.start_up_outside_gc() if own_process else contextlib.nullcontext(), \
+                contextlib.nullcontext() if args.verbose else _cli.quiet_tensorflow():
+            _import_what_run_uses()
         if args.verbose:
             return _run(args, plan, terminal)
         with _cli.native_output_hidden():

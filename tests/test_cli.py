@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -69,6 +70,33 @@ def test_the_command_imports_outside_gc_and_a_python_caller_does_not(tmp_path):
     assert status == 2 and enabled
     assert frozen > 100_000  # TensorFlow, Keras and TFP's objects (about 500,000 measured)
     assert out["disabled before"] == [False, False]
+
+
+def test_a_ctrl_c_during_the_commands_imports_is_raised_after_them():
+    # tfvae._cli.ctrl_c_held: the block goes on after the SIGINT, which is raised at its end;
+    # where SIGINT is ignored it stays ignored and nothing is raised.
+    code = (
+        "import os, signal\n"
+        "from tfvae import _cli\n"
+        "def run():\n"
+        "    done = []\n"
+        "    try:\n"
+        "        with _cli.ctrl_c_held():\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "            done.append('after the signal')\n"
+        "    except KeyboardInterrupt:\n"
+        "        done.append('raised at the end')\n"
+        "    return done\n"
+        "print(run(), signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "print(run(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert result.stdout.splitlines() == [
+        "['after the signal', 'raised at the end'] True",
+        "['after the signal'] True",
+    ], result.stderr
 
 
 def test_bad_option_value_is_named_and_nothing_is_written(tmp_path, monkeypatch, capsys):
