@@ -82,21 +82,17 @@ def main(argv=None):
 
     Args:
         argv: the arguments after `tfvae-export`. None (the command) reads
-            `sys.argv[1:]` and takes the process to be the command's own: it
-            imports without cyclic garbage collection and freezes what the
-            imports leave (`tfvae._cli.start_up_outside_gc`), and a Ctrl-C
-            during the imports is raised when they are done
-            (`tfvae._cli.ctrl_c_held`). With a list, as when called from
-            Python, neither is done.
+            `sys.argv[1:]` and takes the process to be the command's own,
+            as the `tfvae` command does (`tfvae._cli.command_start_up`).
+            With a list, as when called from Python, the imports are made
+            as they are.
     """
     terminal = _Terminal()
     args = None
     try:
         args = build_parser().parse_args(argv)
         plan = _plan(args)
-        own_process = argv is None
-        with _cli.ctrl_c_held() if own_process else contextlib.nullcontext(), \
-                _cli.start_up_outside_gc() if own_process else contextlib.nullcontext(), \
+        with _cli.command_start_up(argv is None), \
                 contextlib.nullcontext() if args.verbose else _cli.quiet_tensorflow():
             _import_what_run_uses()
         if args.verbose:

@@ -13,7 +13,7 @@ A library import changes nothing global; a command may. Both CLIs:
 In a process of its own (`main()` without an argument list), each command
 also imports outside the garbage collector and freezes what its imports leave
 (`start_up_outside_gc`), and holds a Ctrl-C until its imports are done
-(`ctrl_c_held`).
+(`ctrl_c_held`): both through `command_start_up`.
 
     def main(argv=None):
         try:
@@ -71,6 +71,27 @@ def quiet_tensorflow():
         # (TF_CONFIG set): MultiWorkerMirroredStrategy has to configure collective ops first.
         if not os.environ.get("TF_CONFIG"):
             tf.constant(0.0) + 1.0
+        yield
+
+
+@contextlib.contextmanager
+def command_start_up(own_process):
+    """A command's imports: in its own process inside `ctrl_c_held` and `start_up_outside_gc`, else as they are.
+
+    Args:
+        own_process: True when the command runs in a process of its own
+            (its `main` was called without an argument list), False when
+            called from Python.
+
+    Example:
+
+    >>> with command_start_up(argv is None), quiet_tensorflow():
+    ...     from tfvae import run
+    """
+    if not own_process:
+        yield
+        return
+    with ctrl_c_held(), start_up_outside_gc():
         yield
 
 

@@ -9,7 +9,6 @@ Errors are one line on stderr (see `tfvae._cli`).
 """
 
 import argparse
-import contextlib
 import os
 import shlex
 import sys
@@ -73,17 +72,16 @@ def main(argv=None):
         argv: the arguments after `tfvae`. None (the `tfvae` command and
             `python -m tfvae`) reads `sys.argv[1:]` and takes the process
             to be the command's own: it imports without cyclic garbage
-            collection and freezes what the imports leave
-            (`tfvae._cli.start_up_outside_gc`), and a Ctrl-C during the
-            imports is raised when they are done (`tfvae._cli.ctrl_c_held`).
-            With a list, as when called from Python, neither is done.
+            collection, freezes what the imports leave, and raises a Ctrl-C
+            during the imports when they are done
+            (`tfvae._cli.command_start_up`). With a list, as when called
+            from Python, neither is done.
     """
     own_process = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = f"tfvae {argv[0]}" if argv and argv[0] in ("train", "evaluate") else "tfvae"  # a Ctrl-C may come first
     try:
-        with _cli.ctrl_c_held() if own_process else contextlib.nullcontext(), \
-                _cli.start_up_outside_gc() if own_process else contextlib.nullcontext(), _cli.quiet_tensorflow():
+        with _cli.command_start_up(own_process), _cli.quiet_tensorflow():
             from tfvae import run
         args = build_parser().parse_args(argv)
         command = f"tfvae {args.command}"
