@@ -5,8 +5,8 @@ preprocessing), so calibration, parity and thresholds are fed raw rows:
 `--data digits` (any name of `tfvae.datasets.NAMES`) is the raw dataset
 with the split of `tfvae.datasets.load` and the run's seed; `--data PATH`
 reads a `.npy`, `.npz` or `.csv` with `tfvae.datasets.load_array` (no
-scaling) and splits it with `tfvae.datasets.split_rows` and
-`tfvae.run_folder.TRAIN_FRACTION`, as `tfvae.run_folder.load_data` does.
+scaling) and splits it with `tfvae.datasets.split_rows`, as
+`tfvae.run_folder.load_data` does.
 The training split calibrates int8 models; the test split, which training
 did not use, measures parity and sets the score thresholds.
 """
@@ -50,7 +50,7 @@ def load(spec, model, seed=0):
         `(x, labels)` ready for `export.tflite` / `export.saved_model`, and
         `description` names the source, e.g. `"digits"`.
     """
-    from tfvae import datasets, run_folder
+    from tfvae import datasets
 
     if pathlib.Path(spec).suffix.lower() not in EXTENSIONS and spec not in datasets.NAMES:
         raise ValueError(
@@ -60,7 +60,7 @@ def load(spec, model, seed=0):
         (x_train, y_train), (x_test, y_test) = datasets.load(spec, scale=False, seed=seed)
     else:
         x, y = _read_file(spec, model)
-        train_rows, test_rows = datasets.split_rows(len(x), seed, run_folder.TRAIN_FRACTION, name="--data")
+        train_rows, test_rows = datasets.split_rows(len(x), seed, name="--data")
         x_train, x_test = x[train_rows], x[test_rows]
         y_train, y_test = (None, None) if y is None else (y[train_rows], y[test_rows])
     x_train, x_test = (_shaped(model, part) for part in (x_train, x_test))

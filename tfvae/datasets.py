@@ -19,6 +19,8 @@ from tfvae import _checks
 # name -> (maximum raw value, image shape)
 _DATASETS = {"digits": (16.0, (8, 8)), "mnist": (255.0, (28, 28)), "fashion_mnist": (255.0, (28, 28))}
 NAMES = tuple(_DATASETS)
+#: The share of a data file's rows that `tfvae train` trains on (`split_rows`); the rest is its test split.
+TRAIN_FRACTION = 0.8
 
 
 def preprocessing_for(name, scale=True, binarize=False, threshold=0.5):
@@ -220,7 +222,7 @@ def min_max_preprocessing(x, binarize=False, threshold=0.5):
             "binarize_threshold": float(threshold) if binarize else None}
 
 
-def split_rows(num_rows, seed=0, train_fraction=0.8, name="data"):
+def split_rows(num_rows, seed=0, train_fraction=TRAIN_FRACTION, name="data"):
     """The row indices of a seeded train/test split, as `tfvae train` makes it.
 
     Args:

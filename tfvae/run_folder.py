@@ -40,8 +40,6 @@ LOCK = ".lock"
 PLOTS = ("loss.png", "reconstructions.png", "samples.png", "latent.png")
 #: Everything a run (and the tools that read it) write into its folder; `clear` removes these.
 RUN_FILES = (RUN_JSON, HISTORY, BACKUP, MODEL, METRICS, EVALUATION, EXPORT, *PLOTS)
-#: The train/test split of a data file.
-TRAIN_FRACTION = 0.8
 
 
 class RunFolderBusy(RuntimeError):
@@ -163,7 +161,7 @@ def load_data(data, likelihood, seed=0):
         raise ValueError(_checks.invalid("data", f"one of {list(datasets.NAMES)} or the path of a .npy/.npz/.csv file",
                                          data))
     x, _ = datasets.load_array(data)
-    train_rows, test_rows = datasets.split_rows(len(x), seed, TRAIN_FRACTION, name="data")
+    train_rows, test_rows = datasets.split_rows(len(x), seed, name="data")
     preprocessing = datasets.min_max_preprocessing(x[train_rows], binarize=binarize)
     x_train, x_test = (datasets.apply_preprocessing(x[rows], preprocessing) for rows in (train_rows, test_rows))
     return (x_train, None), (x_test, None), {"dataset": os.fspath(data), **preprocessing}
