@@ -187,6 +187,27 @@ def test_mixed_precision_training_scales_the_loss(digits):
     assert model.encode(x_train[:3])[0].dtype == tf.float32
 
 
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_mixed_bfloat16_trains_on_the_epoch_loop(digits, kind):
+    # bfloat16 keeps float32's exponent range: no loss scaling, and the epoch loop trains as in float32.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    (x_train, _), _ = digits
+    if kind == "mlp":
+        model, x = tfvae.mlp_vae(64, (16,), 3, likelihood="bernoulli"), x_train[:128]
+    else:
+        model, x = tfvae.conv_vae((8, 8, 1), (8,), 3), x_train[:128].reshape(-1, 8, 8, 1)
+    model.compile(optimizer="adam")
+    assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.encoder.layers[0].compute_dtype == "bfloat16"
+    weights_before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(x, epochs=3, batch_size=32, verbose=0)
+    assert model.fit_path == "epoch loop" and np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(weights_before, model.trainable_weights))
+    assert model.encode(x[:3])[0].dtype == tf.float32
+
+
 def test_standard_callbacks_work(digits, tmp_path):
     (x_train, _), (x_test, _) = digits
     model = tfvae.mlp_vae(64, (16,), 3, likelihood="bernoulli")
