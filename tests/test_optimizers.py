@@ -29,6 +29,22 @@ def test_the_updates_are_keras_adams_bit_for_bit(digits, amsgrad):
         np.testing.assert_array_equal(mine, reference)
 
 
+def test_the_vaes_default_compile_is_this_adam_at_1e_3(digits):
+    x = digits[0][0][:200]
+    model = tfvae.mlp_vae(x.shape[1], (16,), 2, likelihood="bernoulli")
+    model.compile(jit_compile=False)
+    assert type(model.optimizer) is Adam
+    expected = Adam(1e-3).get_config()
+    assert model.optimizer.get_config() == {**expected, "name": model.optimizer.name}
+    # It trains as the explicit optimizer does, bit for bit; a named optimizer is still Keras'.
+    default = _trained(None, x, epochs=1, batch_size=32)
+    explicit = _trained(Adam(1e-3), x, epochs=1, batch_size=32)
+    for mine, reference in zip(default.get_weights(), explicit.get_weights()):
+        np.testing.assert_array_equal(mine, reference)
+    model.compile(optimizer="rmsprop")
+    assert type(model.optimizer) is keras.optimizers.RMSprop
+
+
 def test_the_step_computes_the_bias_correction_once():
     variables = [tf.Variable(tf.ones([3])) for _ in range(5)]
 

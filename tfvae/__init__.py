@@ -2,7 +2,7 @@
 
 >>> import tfvae
 >>> model = tfvae.mlp_vae(6, (4,), 2)   # x1..x6 -> a1..a4 -> (mu, sigma) x 2
->>> model.compile(optimizer="adam")
+>>> model.compile()                      # Adam at 1e-3
 
 `import tfvae` loads nothing heavy and changes nothing global but the
 default of `KERAS_BACKEND`: submodules and the public names below load on

@@ -47,7 +47,7 @@ def get_strategy(name="default"):
     >>> strategy = get_strategy("mirrored")
     >>> with strategy.scope():
     ...     model = tfvae.mlp_vae(64, (128, 128), 8)
-    ...     model.compile(optimizer="adam")
+    ...     model.compile()
     """
     _checks.one_of("strategy", name, STRATEGIES)
     if name == "default":

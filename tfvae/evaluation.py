@@ -67,7 +67,7 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
 
     >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", binarize=True)
     >>> model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli")
-    >>> model.compile(optimizer="adam"); model.fit(x_train, epochs=5, verbose=0)
+    >>> model.compile(); model.fit(x_train, epochs=5, verbose=0)
     >>> results = tfvae.evaluate(model, x_test, num_samples=100)
     >>> print(tfvae.format_evaluation(results))
     """
