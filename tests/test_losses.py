@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -18,6 +19,40 @@ def test_kl_matches_closed_form_by_hand(rng):
     mu, log_sigma, q = _posterior(rng)
     by_hand = 0.5 * np.sum(mu**2 + np.exp(2 * log_sigma) - 1 - 2 * log_sigma, axis=1)
     np.testing.assert_allclose(losses.kl_divergence(q, standard_normal_prior(3)), by_hand, rtol=1e-5)
+
+
+def test_kl_is_tfps_general_gaussian_kl_with_a_smaller_graph(rng):
+    mu, log_sigma, q = _posterior(rng)
+    prior = tfd.MultivariateNormalDiag(rng.normal(size=3).astype("float32"), [0.5, 1.0, 2.0])
+    np.testing.assert_allclose(losses.kl_divergence(q, prior), tfd.kl_divergence(q, prior), rtol=1e-5)
+    gradients = []
+    for kl in (losses.kl_divergence, tfd.kl_divergence):
+        with tf.GradientTape() as tape:
+            inputs = [tf.constant(mu), tf.constant(log_sigma)]
+            tape.watch(inputs)
+            value = kl(tfd.MultivariateNormalDiag(inputs[0], tf.exp(inputs[1])), prior)
+        gradients.append(tape.gradient(value, inputs))
+    for ours, tfps in zip(*gradients):
+        np.testing.assert_allclose(ours, tfps, rtol=1e-5, atol=1e-6)
+
+    def graph_ops(kl):
+        def value_and_gradient(mu, log_sigma):
+            with tf.GradientTape() as tape:
+                tape.watch([mu, log_sigma])
+                value = kl(tfd.MultivariateNormalDiag(mu, tf.exp(log_sigma)), standard_normal_prior(3))
+            return tape.gradient(value, [mu, log_sigma])
+
+        spec = tf.TensorSpec([None, 3])
+        function = tf.function(value_and_gradient, input_signature=[spec, spec], autograph=False)
+        return len(function.get_concrete_function().graph.get_operations())
+
+    assert graph_ops(losses.kl_divergence) < graph_ops(tfd.kl_divergence) / 2
+
+
+def test_kl_refuses_a_gaussian_without_a_diagonal_scale():
+    full = tfd.MultivariateNormalTriL(tf.zeros([2]), tf.constant([[1.0, 0.0], [0.5, 1.0]]))
+    with pytest.raises(TypeError, match="`posterior` must be a tfd.MultivariateNormalDiag"):
+        losses.kl_divergence(full, standard_normal_prior(2))
 
 
 def test_kl_per_dimension_sums_to_kl(rng):

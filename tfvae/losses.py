@@ -28,14 +28,24 @@ tfd = tfp.distributions
 def kl_divergence(posterior, prior):
     """Analytic KL(q(z|x) || p(z)) per example.
 
+    Both are diagonal Gaussians, so the KL is the sum over dimensions of
+    TFP's Normal-to-Normal KL: the value of `tfd.kl_divergence(posterior,
+    prior)`, whose general formula for Gaussians (through linear operators)
+    traced 232 graph ops with its gradient where this traces 93, in a step
+    that runs them for every batch (docs/training.md).
+
     Args:
         posterior: a `tfd.MultivariateNormalDiag`, batch shape `(batch,)`.
         prior: a `tfd.MultivariateNormalDiag` with the same event shape.
 
     Returns:
         A float tensor of shape `(batch,)`, in nats.
+
+    Raises:
+        TypeError: if either is not a Gaussian with a diagonal scale.
     """
-    return tfd.kl_divergence(posterior, prior)
+    return tf.reduce_sum(tfd.kl_divergence(_per_dimension(posterior, "posterior"),
+                                           _per_dimension(prior, "prior")), axis=-1)
 
 
 def kl_per_dimension(posterior):
@@ -47,9 +57,16 @@ def kl_per_dimension(posterior):
     Returns:
         A float tensor of shape `(batch, latent_dim)`.
     """
-    per_dimension_posterior = tfd.Normal(loc=posterior.loc, scale=posterior.stddev())
     standard_normal = tfd.Normal(tf.zeros([], posterior.dtype), tf.ones([], posterior.dtype))
-    return tfd.kl_divergence(per_dimension_posterior, standard_normal)
+    return tfd.kl_divergence(_per_dimension(posterior, "posterior"), standard_normal)
+
+
+def _per_dimension(gaussian, name):
+    """The independent `tfd.Normal`s of a `tfd.MultivariateNormalDiag`'s dimensions."""
+    if not isinstance(getattr(gaussian, "scale", None), tf.linalg.LinearOperatorDiag):
+        raise TypeError(f"`{name}` must be a tfd.MultivariateNormalDiag (a Gaussian with a diagonal scale); "
+                        f"received {gaussian!r}.")
+    return tfd.Normal(loc=gaussian.loc, scale=gaussian.scale.diag)
 
 
 def free_bits_kl(posterior, free_bits):
