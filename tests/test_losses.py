@@ -25,6 +25,9 @@ def test_kl_is_tfps_general_gaussian_kl_with_a_smaller_graph(rng):
     mu, log_sigma, q = _posterior(rng)
     prior = tfd.MultivariateNormalDiag(rng.normal(size=3).astype("float32"), [0.5, 1.0, 2.0])
     np.testing.assert_allclose(losses.kl_divergence(q, prior), tfd.kl_divergence(q, prior), rtol=1e-5)
+    identity_scale = tfd.MultivariateNormalDiag(tf.zeros([3]))  # scale_diag omitted: the identity
+    np.testing.assert_allclose(losses.kl_divergence(q, identity_scale), tfd.kl_divergence(q, identity_scale),
+                               rtol=1e-5)
     gradients = []
     for kl in (losses.kl_divergence, tfd.kl_divergence):
         with tf.GradientTape() as tape:

@@ -61,12 +61,17 @@ def kl_per_dimension(posterior):
     return tfd.kl_divergence(_per_dimension(posterior, "posterior"), standard_normal)
 
 
+#: The scales of a `tfd.MultivariateNormalDiag`: its `scale_diag`, or the identity when that is omitted.
+_DIAGONAL_SCALES = (tf.linalg.LinearOperatorDiag, tf.linalg.LinearOperatorIdentity,
+                    tf.linalg.LinearOperatorScaledIdentity)
+
+
 def _per_dimension(gaussian, name):
     """The independent `tfd.Normal`s of a `tfd.MultivariateNormalDiag`'s dimensions."""
-    if not isinstance(getattr(gaussian, "scale", None), tf.linalg.LinearOperatorDiag):
+    if not isinstance(getattr(gaussian, "scale", None), _DIAGONAL_SCALES):
         raise TypeError(f"`{name}` must be a tfd.MultivariateNormalDiag (a Gaussian with a diagonal scale); "
                         f"received {gaussian!r}.")
-    return tfd.Normal(loc=gaussian.loc, scale=gaussian.scale.diag)
+    return tfd.Normal(loc=gaussian.loc, scale=gaussian.scale.diag_part())
 
 
 def free_bits_kl(posterior, free_bits):

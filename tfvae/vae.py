@@ -322,7 +322,7 @@ class VAE(EpochLoop, keras.Model):
         self._update_metrics(losses.weighted_mean(objective, sample_weight), reconstruction, kl, sample_weight)
         return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
 
-    def compile(self, optimizer=None, **kwargs):
+    def compile(self, optimizer=None, *args, **kwargs):
         """`keras.Model.compile`, with Adam at 1e-3 unless told otherwise.
 
         Args:
@@ -331,7 +331,7 @@ class VAE(EpochLoop, keras.Model):
                 the Keras VAE example, with Keras' Adam updates bit for bit
                 and a smaller step graph (faster on CPUs, see
                 `tfvae.optimizers`). Keras' own default is `"rmsprop"`.
-            **kwargs: the other arguments of `keras.Model.compile`. The loss
+            *args, **kwargs: the other arguments of `keras.Model.compile`. The loss
                 is the VAE's own; `jit_compile` defaults to `"auto"` (see
                 `fit`).
 
@@ -344,7 +344,7 @@ class VAE(EpochLoop, keras.Model):
         """
         if optimizer is None:
             optimizer = optimizers.Adam(1e-3)
-        return super().compile(optimizer=optimizer, **kwargs)
+        return super().compile(optimizer, *args, **kwargs)
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, after checking array data before the first step.
