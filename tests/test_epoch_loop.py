@@ -94,8 +94,9 @@ def _conv_vae():
 
 
 def _xla_built(model):
-    """Whether an XLA epoch function was built (keys: kind, batch, shuffle, present, n, uses_xla, signature)."""
-    return any(isinstance(key, tuple) and len(key) == 7 and key[5] for key in model._epoch_functions)
+    """Whether an XLA epoch function was built (keys: kind, batch, shuffle, present, n, uses_xla, own_step,
+    signature)."""
+    return any(isinstance(key, tuple) and len(key) == 8 and key[5] for key in model._epoch_functions)
 
 
 def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
@@ -128,6 +129,51 @@ def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     conv.compile(optimizer="adam", jit_compile=True)  # the user's choice overrides the rule
     conv.fit(images[:64], epochs=1, batch_size=32, verbose=0)
     assert conv.fit_path == "epoch loop + XLA"
+
+
+class _Branch(keras.layers.Layer):
+    def call(self, h):
+        return keras.ops.cond(keras.ops.sum(h) > 0, lambda: 2.0 * h, lambda: keras.ops.tanh(h))
+
+
+class _NumpyIdentity(keras.layers.Layer):
+    def call(self, h):  # an op XLA has no kernel for
+        return tf.ensure_shape(tf.numpy_function(lambda a: a, [h], h.dtype, stateful=False), h.shape)
+
+
+@pytest.mark.parametrize("body, compiles", [
+    (lambda: keras.layers.GRU(3), True),  # a loop: its gradient must be traced for XLA
+    (lambda: keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3), _Branch()]), True),  # a branch
+    (lambda: keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3), _NumpyIdentity()]), False),
+], ids=["gru", "cond", "numpy_function"])
+def test_auto_tries_xla_on_loops_and_branches_and_keeps_off_what_xla_cannot_compile(body, compiles, monkeypatch):
+    # Before, the default compile() failed in the third epoch of these fits: XLA was handed the step
+    # traced without it (a recurrent layer's or a branch's gradient), or an op it has no kernel for.
+    choices = []
+
+    class Recorded(epoch_loop._TimedXLAChoice):
+        def __init__(self, *args):
+            super().__init__(*args)
+            choices.append(self)
+
+    monkeypatch.setattr(epoch_loop, "_TimedXLAChoice", Recorded)
+    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(40, 4, 2)).astype("float32")
+    encoder = keras.Sequential([keras.Input((4, 2)), body()])
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8), keras.layers.Reshape((4, 2))])
+    model = tfvae.VAE(encoder, decoder, 2)
+    model.compile()
+    history = model.fit(x, epochs=6, batch_size=16, verbose=0)
+    assert int(model.optimizer.iterations) == 6 * 3 and np.all(np.isfinite(history.history["loss"]))
+    (choice,) = choices
+    assert choice.calls == 6
+    if compiles:
+        assert choice.xla_error is None and _xla_built(model)
+        assert model.fit_path == ("epoch loop + XLA" if choice.uses_xla else "epoch loop")
+    else:
+        assert isinstance(choice.xla_error, tf.errors.OpError) and model.fit_path == "epoch loop"
+        assert choice.xla is None and not choice.uses_xla
 
 
 @pytest.mark.parametrize("xla_seconds, keeps_xla", [(0.001, True), (0.05, False)])

@@ -31,7 +31,13 @@ default) is decided during each fit, by measuring:
   speed, XLA is compiled in the third epoch and the fourth is timed under
   it; the faster of the two runs the rest of the fit (`_TimedXLAChoice`).
   Under XLA the loop takes the full batches and the partial last batch
-  runs after it without XLA, so that XLA compiles one step, not two.
+  runs after it without XLA, so that XLA compiles one step, not two;
+* a step with loops or branches (`CONTROL_FLOW`: a recurrent layer,
+  `keras.ops.cond`) is traced again inside the XLA function, because
+  TensorFlow builds their gradients for XLA only there; a step that XLA
+  cannot compile at all (an op without an XLA kernel, such as
+  `tf.numpy_function`) fails before it runs, and the fit goes on without
+  XLA.
 
 Measured on this 2-core CPU (bench/run.py, docs/benchmarks.md): XLA runs
 dense models' epochs a third faster (the digits MLP, the 784-512-512-32
@@ -86,6 +92,9 @@ AUTO_XLA_MIN_SECONDS = 10.0
 #: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
 #: Conv2DBackpropInput/Filter, DepthwiseConv2dNative, MaxPool, AvgPoolGrad...).
 SLOW_UNDER_XLA = ("Conv", "Pool")
+
+#: TensorFlow's loop and branch op types, whose gradients are built differently inside XLA functions.
+CONTROL_FLOW = ("While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase")
 
 #: Keras major.minor versions whose `fit` this loop drives (setup.py pins the same).
 TESTED_KERAS = ("3.15",)
@@ -196,9 +205,13 @@ class EpochLoop:
         epoch = self._epoch_function_for("train", arrays, batch_size, shuffle, choice is True)
         if choice == "try":
             def make_xla():  # the step's graph is read only for a fit long enough to try XLA
-                if _slow_under_xla(self._traced_step("train", arrays).get_concrete_function()):
+                op_types = _op_types(self._traced_step("train", arrays).get_concrete_function())
+                if any(word in op_type for op_type in op_types for word in SLOW_UNDER_XLA):
                     return None
-                return self._epoch_function_for("train", arrays, batch_size, shuffle, True)
+                # TensorFlow builds the gradient of a loop or a branch (a recurrent layer,
+                # `ops.cond`) for XLA only when it is traced inside an XLA function.
+                own_step = not op_types.isdisjoint(CONTROL_FLOW)
+                return self._epoch_function_for("train", arrays, batch_size, shuffle, True, own_step)
 
             epoch = _TimedXLAChoice(epoch, make_xla, epochs)
         rest = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
@@ -315,11 +328,13 @@ class EpochLoop:
             return None
         return tuple(None if value is None else tf.convert_to_tensor(value) for value in data)
 
-    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla):
+    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla, own_step=False):
         """`run()`, which takes `kind`'s step over all batches of `arrays`.
 
         `kind` is "train" (returns the training logs) or "test" (the metrics);
-        `uses_xla` is True to run the full batches under XLA.
+        `uses_xla` is True to run the full batches under XLA; `own_step` gives
+        this function a step of its own, traced inside it (under XLA: for a
+        step whose loops or branches were traced without XLA).
 
         The Python step is traced once, for batches of any size, and the
         batches run in an in-graph loop. Without XLA the loop takes every
@@ -334,8 +349,8 @@ class EpochLoop:
         data = tuple(value for value in arrays if value is not None)
         n = int(data[0].shape[0])
         looped = n // batch_size if uses_xla is True else math.ceil(n / batch_size)
-        step = self._traced_step(kind, arrays)
-        key = (kind, batch_size, shuffle, present, n, uses_xla is True, step.input_signature)
+        step = self._traced_step(kind, arrays, own=uses_xla is True and own_step)
+        key = (kind, batch_size, shuffle, present, n, uses_xla is True, own_step, step.input_signature)
         if key not in self._epoch_functions:
 
             def batches(data, order):
@@ -367,12 +382,16 @@ class EpochLoop:
             self._epoch_functions[key] = tf.function(epoch, autograph=False)
         return _EpochRun(self._epoch_functions[key], data)
 
-    def _traced_step(self, kind, arrays):
-        """`kind`'s step as a `tf.function` of the batches of `arrays` not None, traced once for any batch size."""
+    def _traced_step(self, kind, arrays, own=False):
+        """`kind`'s step as a `tf.function` of the batches of `arrays` not None, traced once for any batch size.
+
+        `own=True` gives another `tf.function` of the same step, traced anew
+        by its first caller (an XLA epoch function, see `make_xla` in `fit`).
+        """
         present = tuple(value is not None for value in arrays)
         data = tuple(value for value in arrays if value is not None)
         specs = tuple(any_rows(value) for value in data)
-        key = ("step", kind, present, specs)
+        key = ("step", kind, present, specs, own)
         if key in self._epoch_functions:
             return self._epoch_functions[key]
         step = self.train_step if kind == "train" else self.test_step
@@ -396,7 +415,8 @@ class EpochLoop:
         `compile(jit_compile=True/False)` decides. With "auto": False with op
         determinism on, and for "test" (validation is a few batches an
         epoch); otherwise "try", where a convolution or pooling op in the
-        step rules XLA out once the fit is long enough to consider it.
+        step rules XLA out once the fit is long enough to consider it, and
+        a step XLA cannot compile goes on without it.
         """
         if self._epoch_jit_compile != "auto":
             return bool(self._epoch_jit_compile)
@@ -478,7 +498,10 @@ class _TimedXLAChoice:
     `AUTO_XLA_MIN_SECONDS` or more at that speed, XLA is compiled (during the third epoch) and the
     fourth epoch is timed under it: XLA is kept for the rest of the fit if
     it was faster, else the fit goes back to the plain function. Shorter
-    fits never pay XLA's compile time.
+    fits never pay XLA's compile time. A step XLA cannot compile (an op
+    without an XLA kernel, such as `tf.numpy_function`) raises in the third
+    epoch before it runs; that epoch then runs without XLA, and so does the
+    rest of the fit (`xla_error` keeps the error).
 
     Args:
         plain: `run()` of the epoch without XLA.
@@ -490,7 +513,7 @@ class _TimedXLAChoice:
     def __init__(self, plain, make_xla, epochs):
         self.plain, self.make_xla, self.epochs = plain, make_xla, epochs
         self.calls = 0
-        self.plain_seconds = self.xla = None
+        self.plain_seconds = self.xla = self.xla_error = None
         self.uses_xla = False
 
     def trace(self):
@@ -499,6 +522,11 @@ class _TimedXLAChoice:
 
     def __call__(self):
         self.calls += 1
+        if self.xla is not None and self.calls == 3:  # XLA compiles: a step it cannot compile stays off it
+            try:
+                return self._timed(self.xla, "xla")
+            except tf.errors.OpError as error:  # raised before XLA ran a step (or the plain epoch raises it too)
+                self.xla, self.xla_error = None, error
         if self.xla is not None and (self.uses_xla or self.calls <= 4):
             return self._timed(self.xla, "xla")
         return self._timed(self.plain, "plain")
@@ -517,12 +545,12 @@ class _TimedXLAChoice:
         return logs
 
 
-def _slow_under_xla(concrete_function):
-    """Whether a traced function (its loop bodies included) holds an op named in `SLOW_UNDER_XLA`."""
+def _op_types(concrete_function):
+    """The op types of a traced function, the functions it calls (loop bodies, branches) included."""
     graph = concrete_function.graph.as_graph_def()
     op_types = {node.op for node in graph.node}
     op_types.update(node.op for function in graph.library.function for node in function.node_def)
-    return any(word in op_type for op_type in op_types for word in SLOW_UNDER_XLA)
+    return op_types
 
 
 def _is_array(value):

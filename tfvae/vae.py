@@ -361,8 +361,8 @@ class VAE(EpochLoop, keras.Model):
         convolution or pooling ops (XLA's are slow on CPUs) and with op
         determinism off starts without XLA, times its second epoch and, if
         the rest of the fit would take 10 s or more, times an epoch under
-        XLA and keeps the faster; `jit_compile=True`/`False` decides
-        instead. `model.fit_path`
+        XLA and keeps the faster (a step XLA cannot compile stays without
+        it); `jit_compile=True`/`False` decides instead. `model.fit_path`
         then says which loop ran. See `tfvae.epoch_loop`.
 
         Raises:
