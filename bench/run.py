@@ -28,7 +28,9 @@ reference is the official Keras VAE example's pattern
 (a) digits MLP 64-128-128-8, batch 64, binarized sklearn digits (1,437
     training rows); whole fits of 150 and 600 epochs on a fresh model per
     path, compiling included (what the default's XLA rule weighs; also 30
-    epochs of (c));
+    epochs of (c), and 20 epochs of a recurrent VAE, ``GRU_CASE``: GRU(64)
+    encoder and decoder on 2,000 noisy sine sequences of 32 steps x 4
+    features, batch 64, Gaussian likelihood, made in this file);
     quality: test log p(x) (IWAE, k=1000) after 150 epochs, 3 seeds, both
     models.
 (b) the Keras example's ConvNet (Conv2D 32, 64 / Dense 16 / z=2 / Dense 7x7x64
@@ -99,6 +101,8 @@ HEAVY = (784, (512, 512), 32)
 PATHS = {"default": "auto", "epoch loop + XLA": True, "epoch loop": False, "keras per-step loop": "auto"}
 #: (a)'s extra runner: the default path compiled with `keras.optimizers.Adam(1e-3)` (the default is tfvae's Adam).
 KERAS_ADAM = "default, keras.optimizers.Adam"
+#: A model family of loops: a GRU VAE on sequences (steps, features), z of size 4, whole fits only.
+GRU_CASE = "GRU(64) VAE, 32x4 sequences"
 
 
 # ---------------------------------------------------------------- helpers
@@ -139,6 +143,28 @@ def digit_images():
     return train, test
 
 
+def sine_sequences(n=2000, steps=32, features=4, seed=0):
+    """`n` noisy sine waves of random frequency and phase per feature: float32 (n, steps, features)."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 4 * np.pi, steps)[None, :, None]
+    waves = np.sin(t * rng.uniform(0.5, 2, (n, 1, features)) + rng.uniform(0, 2 * np.pi, (n, 1, features)))
+    return (waves + 0.1 * rng.normal(size=(n, steps, features))).astype("float32")
+
+
+def gru_vae(steps=32, features=4):
+    """GRU_CASE's tfvae model: GRU(64) + Dense(64) encoder; RepeatVector, GRU(64) sequences, Dense decoder."""
+    layers = keras.layers
+    encoder = keras.Sequential([keras.Input((steps, features)), layers.GRU(64), layers.Dense(64, activation="relu")])
+    decoder = keras.Sequential([keras.Input((4,)), layers.RepeatVector(steps), layers.GRU(64, return_sequences=True),
+                                layers.Dense(features)])
+    return tfvae.VAE(encoder, decoder, 4, likelihood="gaussian")
+
+
+def case_label(case):
+    """A case's name in the tables: GRU_CASE itself, or an MLP's layer sizes joined by dashes."""
+    return case if case == GRU_CASE else "-".join(map(str, (case[0], *case[1], case[2])))
+
+
 def build(kind, case, seed=0, path="default", optimizer=None):
     """A reference or tfvae model, compiled as a user would (`path`: a key of PATHS).
 
@@ -150,6 +176,8 @@ def build(kind, case, seed=0, path="default", optimizer=None):
         if kind == "reference":
             return reference.build_conv_reference()
         model = tfvae.VAE(reference.conv_encoder_body(), reference.conv_decoder(), 2, likelihood="bernoulli")
+    elif case == GRU_CASE:
+        model = gru_vae()
     elif kind == "reference":
         return reference.build_reference(*case)
     else:
@@ -340,7 +368,7 @@ def whole_fits(case, x, batch_size, epoch_counts, repeats, keras_loop=True):
                 _fit(model, {"x": x, "dataset": name == "keras per-step loop"}, batch_size, count)
                 seconds[name].append(time.perf_counter() - start)
                 chosen = model.fit_path if name == "default" else chosen
-        out.append({"case": "-".join(map(str, (case[0], *case[1], case[2]))), "batch": batch_size, "epochs": count,
+        out.append({"case": case_label(case), "batch": batch_size, "epochs": count,
                     "steps": count * (len(x) // batch_size), "path": chosen,
                     "seconds": {name: float(np.median(values)) for name, values in seconds.items()}})
         print(f"  {count} epochs: " + ", ".join(f"{name} {value:.1f}s" for name, value in out[-1]["seconds"].items())
@@ -588,7 +616,9 @@ def format_report(results, command):
         f"{tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more at that speed, the loop over the full",
         "batches is compiled with XLA in the third epoch, the fourth is timed under it, and the faster",
         "runs the rest of the fit. Short fits never pay XLA's compile time; the partial last batch and",
-        "validation always run without XLA.",
+        "validation always run without XLA. A step with loops or branches (a recurrent layer,",
+        "`keras.ops.cond`) is traced again inside the XLA function, where TensorFlow builds their",
+        "gradients for XLA, and a step XLA cannot compile (an op without an XLA kernel) goes on without it.",
         "`compile(jit_compile=True)` or `False` overrides the rule; after `fit`, `model.fit_path` says which loop ran",
         "(`\"epoch loop + XLA\"`, `\"epoch loop\"`, or `\"keras\"` for Keras' per-step loop, used for",
         "datasets, generators, `validation_split`, `class_weight`, `steps_per_execution`, a",
@@ -625,7 +655,7 @@ def format_report(results, command):
         "the short fits above (a warm-up epoch, then a few epochs) run the default without XLA, since",
         "they would not repay compiling it. Whether that rule never loses is measured on whole fits:",
         "",
-        "### Whole fits, compiling included: (a)'s digits MLP and (c)'s 784-512-512-32",
+        "### Whole fits, compiling included: (a)'s digits MLP, (c)'s 784-512-512-32 and a GRU VAE",
         "",
         "Seconds for `fit(x, epochs, batch_size)` on a fresh model, median of the repeats, paths",
         "alternating. \"best own / default\" is the fastest other path's time over the default's (at",
@@ -864,6 +894,9 @@ def main(argv=None):
     results["whole_fits"] += whole_fits(HEAVY, flat, 128, (3,) if args.quick else (30,), 1 if args.quick else 2,
                                         keras_loop=False)
     progress("(c) whole fits")
+    results["whole_fits"] += whole_fits(GRU_CASE, sine_sequences(), 64, (3,) if args.quick else (20,),
+                                        1 if args.quick else 2, keras_loop=False)
+    progress("GRU whole fits")
     results["bf16_epochs"] = 3 if args.quick else 50
     results["bf16_nll"] = bf16_quality(images.reshape(len(images), -1), images_test.reshape(len(images_test), -1),
                                        results["bf16_epochs"], k)
