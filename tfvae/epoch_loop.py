@@ -32,12 +32,14 @@ default) is decided during each fit, by measuring:
   it; the faster of the two runs the rest of the fit (`_TimedXLAChoice`).
   Under XLA the loop takes the full batches and the partial last batch
   runs after it without XLA, so that XLA compiles one step, not two;
-* a step with loops or branches (`CONTROL_FLOW`: a recurrent layer,
-  `keras.ops.cond`) is traced again inside the XLA function, because
-  TensorFlow builds their gradients for XLA only there; a step that XLA
-  cannot compile at all (an op without an XLA kernel, such as
-  `tf.numpy_function`) fails before it runs, and the fit goes on without
-  XLA.
+* when the fit may use XLA, the step is traced (not compiled) inside an
+  XLA function, so that both loops share one trace: TensorFlow builds the
+  gradients of loops and branches (a recurrent layer, `keras.ops.cond`)
+  for XLA only there, and they run without XLA too. A step TensorFlow
+  refuses to trace there is traced without XLA and kept off it; a step
+  that XLA cannot compile (an op without an XLA kernel, such as
+  `tf.numpy_function`, or a `tf.while_loop` without `maximum_iterations`)
+  fails before it runs, and the fit goes on without XLA.
 
 Measured on this 2-core CPU (bench/run.py, docs/benchmarks.md): XLA runs
 dense models' epochs a third faster (the digits MLP, the 784-512-512-32
@@ -92,9 +94,6 @@ AUTO_XLA_MIN_SECONDS = 10.0
 #: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
 #: Conv2DBackpropInput/Filter, DepthwiseConv2dNative, MaxPool, AvgPoolGrad...).
 SLOW_UNDER_XLA = ("Conv", "Pool")
-
-#: TensorFlow's loop and branch op types, whose gradients are built differently inside XLA functions.
-CONTROL_FLOW = ("While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase")
 
 #: Keras major.minor versions whose `fit` this loop drives (setup.py pins the same).
 TESTED_KERAS = ("3.15",)
@@ -205,13 +204,10 @@ class EpochLoop:
         epoch = self._epoch_function_for("train", arrays, batch_size, shuffle, choice is True)
         if choice == "try":
             def make_xla():  # the step's graph is read only for a fit long enough to try XLA
-                op_types = _op_types(self._traced_step("train", arrays).get_concrete_function())
-                if any(word in op_type for op_type in op_types for word in SLOW_UNDER_XLA):
+                step = self._traced_step("train", arrays)
+                if not step.traced_for_xla or _slow_under_xla(step.get_concrete_function()):
                     return None
-                # TensorFlow builds the gradient of a loop or a branch (a recurrent layer,
-                # `ops.cond`) for XLA only when it is traced inside an XLA function.
-                own_step = not op_types.isdisjoint(CONTROL_FLOW)
-                return self._epoch_function_for("train", arrays, batch_size, shuffle, True, own_step)
+                return self._epoch_function_for("train", arrays, batch_size, shuffle, True)
 
             epoch = _TimedXLAChoice(epoch, make_xla, epochs)
         rest = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
@@ -328,13 +324,11 @@ class EpochLoop:
             return None
         return tuple(None if value is None else tf.convert_to_tensor(value) for value in data)
 
-    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla, own_step=False):
+    def _epoch_function_for(self, kind, arrays, batch_size, shuffle, uses_xla):
         """`run()`, which takes `kind`'s step over all batches of `arrays`.
 
         `kind` is "train" (returns the training logs) or "test" (the metrics);
-        `uses_xla` is True to run the full batches under XLA; `own_step` gives
-        this function a step of its own, traced inside it (under XLA: for a
-        step whose loops or branches were traced without XLA).
+        `uses_xla` is True to run the full batches under XLA.
 
         The Python step is traced once, for batches of any size, and the
         batches run in an in-graph loop. Without XLA the loop takes every
@@ -349,8 +343,8 @@ class EpochLoop:
         data = tuple(value for value in arrays if value is not None)
         n = int(data[0].shape[0])
         looped = n // batch_size if uses_xla is True else math.ceil(n / batch_size)
-        step = self._traced_step(kind, arrays, own=uses_xla is True and own_step)
-        key = (kind, batch_size, shuffle, present, n, uses_xla is True, own_step, step.input_signature)
+        step = self._traced_step(kind, arrays)
+        key = (kind, batch_size, shuffle, present, n, uses_xla is True, step.input_signature)
         if key not in self._epoch_functions:
 
             def batches(data, order):
@@ -382,16 +376,19 @@ class EpochLoop:
             self._epoch_functions[key] = tf.function(epoch, autograph=False)
         return _EpochRun(self._epoch_functions[key], data)
 
-    def _traced_step(self, kind, arrays, own=False):
+    def _traced_step(self, kind, arrays):
         """`kind`'s step as a `tf.function` of the batches of `arrays` not None, traced once for any batch size.
 
-        `own=True` gives another `tf.function` of the same step, traced anew
-        by its first caller (an XLA epoch function, see `make_xla` in `fit`).
+        A training step that may run under XLA (see `_xla_choice`) is traced
+        here, inside an XLA function that is never compiled, so that the
+        loops with and without XLA share one trace. The function's
+        `traced_for_xla` says whether that worked; if not, it is traced
+        without XLA by its first caller, and kept off XLA.
         """
         present = tuple(value is not None for value in arrays)
         data = tuple(value for value in arrays if value is not None)
         specs = tuple(any_rows(value) for value in data)
-        key = ("step", kind, present, specs, own)
+        key = ("step", kind, present, specs)
         if key in self._epoch_functions:
             return self._epoch_functions[key]
         step = self.train_step if kind == "train" else self.test_step
@@ -406,8 +403,10 @@ class EpochLoop:
         # tfvae's own steps hold no tensor-dependent Python control flow, and
         # converting them cost seconds; a subclass's override is converted.
         own = getattr(step, "__func__", step).__module__.startswith("tfvae.")
-        self._epoch_functions[key] = tf.function(one_step, input_signature=specs, autograph=not own)
-        return self._epoch_functions[key]
+        function = tf.function(one_step, input_signature=specs, autograph=not own)
+        function.traced_for_xla = kind == "train" and self._xla_choice(kind) is not False and _trace_for_xla(function)
+        self._epoch_functions[key] = function
+        return function
 
     def _xla_choice(self, kind):
         """True, False or "try" (time it, see `_TimedXLAChoice`): XLA for `kind`'s full batches.
@@ -545,12 +544,27 @@ class _TimedXLAChoice:
         return logs
 
 
-def _op_types(concrete_function):
-    """The op types of a traced function, the functions it calls (loop bodies, branches) included."""
+def _trace_for_xla(step):
+    """Traces the `tf.function` `step` inside an XLA function, not compiled; False if TensorFlow refused.
+
+    TensorFlow builds the gradients of loops and branches (a recurrent
+    layer, `keras.ops.cond`) in a form XLA compiles only when they are
+    traced inside an XLA function; that form also runs without XLA.
+    """
+    try:
+        tf.function(lambda *batch: step(*batch), input_signature=step.input_signature, jit_compile=True,
+                    autograph=False).get_concrete_function()
+    except Exception:  # noqa: BLE001 - traced again without XLA by its first caller, which raises a real error
+        return False
+    return True
+
+
+def _slow_under_xla(concrete_function):
+    """Whether a traced function (its loop bodies included) holds an op named in `SLOW_UNDER_XLA`."""
     graph = concrete_function.graph.as_graph_def()
     op_types = {node.op for node in graph.node}
     op_types.update(node.op for function in graph.library.function for node in function.node_def)
-    return op_types
+    return any(word in op_type for op_type in op_types for word in SLOW_UNDER_XLA)
 
 
 def _is_array(value):
