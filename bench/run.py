@@ -611,11 +611,12 @@ def format_report(results, command):
         "compiled calls. With the default `compile()` (`jit_compile=\"auto\"`), a model whose traced step",
         "holds no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or `Pool`,",
         "whatever layer or custom code emitted it: on this CPU XLA's are far slower, table below, (b)),",
-        "with op determinism off, starts without XLA and times its second epoch; when the rest of the",
-        "fit would take `AUTO_XLA_MIN_SECONDS` = "
-        f"{tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more at that speed, the loop over the full",
-        "batches is compiled with XLA in the third epoch, the fourth is timed under it, and the faster",
-        "runs the rest of the fit. Short fits never pay XLA's compile time; the partial last batch and",
+        "with op determinism off, starts without XLA and times the epochs after the first (as many as",
+        "take 0.25 s, 1 to 5); when the rest of the fit would take `AUTO_XLA_MIN_SECONDS` = "
+        f"{tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more",
+        "at the fastest timed speed, the loop over the full batches is compiled with XLA in the next",
+        "epoch, as many epochs are timed under it, and the path with the faster best epoch runs the rest",
+        "of the fit. Short fits never pay XLA's compile time; the partial last batch and",
         "validation always run without XLA. The step is traced once, inside an XLA function that is not",
         "compiled, so that both loops share it: TensorFlow builds the gradients of loops and branches (a",
         "recurrent layer, `keras.ops.cond`) for XLA only there. A step XLA cannot compile (an op without an",

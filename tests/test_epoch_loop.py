@@ -101,7 +101,7 @@ def _xla_built(model):
 def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     # The stated rule: XLA is tried only without convolution/pooling ops and
     # with op determinism off, when the rest of the fit would take at least
-    # AUTO_XLA_MIN_SECONDS (set to 0 here, so every fit of 3 or more epochs
+    # AUTO_XLA_MIN_SECONDS (set to 0 here, so every fit long enough to time both paths
     # would try it). Checked through fit.
     (x_train, _), _ = digits
     monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
@@ -115,9 +115,9 @@ def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     mlp.compile(optimizer="adam")
     mlp.fit(x_train, epochs=2, batch_size=128, verbose=0)
     assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)  # too short to try
-    mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
+    mlp.fit(x_train, epochs=14, batch_size=128, verbose=0)  # 1 + up to 5 timed plain, 1 compiling, 5 timed XLA
     assert _xla_built(mlp)  # tried; kept if it was faster
-    assert int(mlp.optimizer.iterations) == 7 * -(-len(x_train) // 128)  # every epoch trained, whichever ran it
+    assert int(mlp.optimizer.iterations) == 16 * -(-len(x_train) // 128)  # every epoch trained, whichever ran it
     mlp.compile(optimizer="adam", jit_compile=False)
     mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
     assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)
@@ -164,15 +164,15 @@ def _recorded_choices(monkeypatch):
 
 
 def _fit_sequences(model_class, body):
-    """`model_class` with `body` as encoder, fitted 6 epochs (3 batches each) with the default compile()."""
+    """`model_class` with `body` as encoder, fitted 14 epochs (3 batches each) with the default compile()."""
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(40, 4, 2)).astype("float32")
     encoder = keras.Sequential([keras.Input((4, 2)), body])
     decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8), keras.layers.Reshape((4, 2))])
     model = model_class(encoder, decoder, 2)
     model.compile()
-    history = model.fit(x, epochs=6, batch_size=16, verbose=0)
-    assert int(model.optimizer.iterations) == 6 * 3 and np.all(np.isfinite(history.history["loss"]))
+    history = model.fit(x, epochs=14, batch_size=16, verbose=0)  # long enough to time both paths
+    assert int(model.optimizer.iterations) == 14 * 3 and np.all(np.isfinite(history.history["loss"]))
     (step,) = (function for key, function in model._epoch_functions.items() if key[:2] == ("step", "train"))
     return model, step
 
@@ -189,7 +189,7 @@ def test_auto_tries_xla_on_loops_and_branches_and_keeps_off_what_xla_cannot_comp
     choices = _recorded_choices(monkeypatch)
     model, step = _fit_sequences(tfvae.VAE, body())
     (choice,) = choices
-    assert choice.calls == 6 and step.traced_for_xla
+    assert choice.calls == 14 and step.traced_for_xla
     if compiles:
         assert choice.xla_error is None and _xla_built(model)
         assert model.fit_path == ("epoch loop + XLA" if choice.uses_xla else "epoch loop")
@@ -213,7 +213,7 @@ def test_a_step_that_cannot_be_traced_for_xla_is_traced_without_it_and_kept_off_
     model, step = _fit_sequences(RefusedOnce, _dense_then(keras.layers.Activation("tanh")))
     (choice,) = choices
     assert RefusedOnce.traces == 2 and not step.traced_for_xla
-    assert choice.calls == 6 and choice.xla is None and choice.xla_error is None and not _xla_built(model)
+    assert choice.calls == 14 and choice.xla is None and choice.xla_error is None and not _xla_built(model)
     assert model.fit_path == "epoch loop"
 
 
@@ -231,12 +231,25 @@ def test_timed_choice_keeps_the_faster_epoch_function(xla_seconds, keeps_xla):
     built = []
     choice = epoch_loop._TimedXLAChoice(runner("plain", 0.01), lambda: built.append(1) or runner("xla", xla_seconds),
                                         epochs=2 + int(epoch_loop.AUTO_XLA_MIN_SECONDS / 0.005))
-    for _ in range(8):
+    timed = choice.MAX_TIMED_EPOCHS  # 10 ms epochs: fewer than TIMED_SECONDS would take
+    assert 0.01 * timed < choice.TIMED_SECONDS
+    for _ in range(2 + 2 * timed + 4):
         assert choice() == {"loss": 1.0}
-    assert built == [1]
-    assert ran[:4] == ["plain", "plain", "xla", "xla"]
-    assert ran[4:] == ["xla" if keeps_xla else "plain"] * 4
+    assert built == [1] and choice.timed == timed
+    assert ran[:1 + timed] == ["plain"] * (1 + timed)  # the first epoch, then the timed ones
+    assert ran[1 + timed:2 + 2 * timed] == ["xla"] * (1 + timed)  # compiling, then the timed ones
+    assert ran[2 + 2 * timed:] == ["xla" if keeps_xla else "plain"] * 4
     assert choice.uses_xla is keeps_xla
+
+
+def test_timed_choice_times_one_epoch_when_one_takes_long_enough():
+    ran = []
+    slow = epoch_loop._TimedXLAChoice.TIMED_SECONDS
+    choice = epoch_loop._TimedXLAChoice(lambda: ran.append("plain") or time.sleep(slow) or {},
+                                        lambda: lambda: ran.append("xla") or {}, epochs=int(10 / slow) + 10)
+    for _ in range(6):
+        choice()
+    assert choice.timed == 1 and ran == ["plain", "plain", "xla", "xla", "xla", "xla"] and choice.uses_xla
 
 
 def test_timed_choice_never_compiles_for_a_short_fit():

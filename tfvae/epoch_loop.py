@@ -26,10 +26,12 @@ default) is decided during each fit, by measuring:
   step contains a convolution or pooling op (`SLOW_UNDER_XLA`: any op type
   whose name holds one of those words, whatever layer or custom code
   emitted it), and never for validation (a few batches an epoch);
-* otherwise the fit starts without XLA and times its second epoch. When
-  the remaining epochs would take `AUTO_XLA_MIN_SECONDS` or more at that
-  speed, XLA is compiled in the third epoch and the fourth is timed under
-  it; the faster of the two runs the rest of the fit (`_TimedXLAChoice`).
+* otherwise the fit starts without XLA and times the epochs after the
+  first (as many as take 0.25 s, 1 to 5). When the remaining epochs would
+  take `AUTO_XLA_MIN_SECONDS` or more at the fastest timed speed, XLA is
+  compiled in the next epoch and as many epochs are timed under it; the
+  path with the faster best epoch runs the rest of the fit
+  (`_TimedXLAChoice`).
   Under XLA the loop takes the full batches and the partial last batch
   runs after it without XLA, so that XLA compiles one step, not two;
 * when the fit may use XLA, the step is traced (not compiled) inside an
@@ -492,15 +494,19 @@ class _FastValidation:
 class _TimedXLAChoice:
     """The epoch function of `fit` under `jit_compile="auto"`: without XLA, then XLA if it pays.
 
-    The first epoch runs without XLA (it traces the step) and the second is
-    timed. If the fit's remaining epochs (more than two) would take
-    `AUTO_XLA_MIN_SECONDS` or more at that speed, XLA is compiled (during the third epoch) and the
-    fourth epoch is timed under it: XLA is kept for the rest of the fit if
-    it was faster, else the fit goes back to the plain function. Shorter
-    fits never pay XLA's compile time. A step XLA cannot compile (an op
-    without an XLA kernel, such as `tf.numpy_function`) raises in the third
-    epoch before it runs; that epoch then runs without XLA, and so does the
-    rest of the fit (`xla_error` keeps the error).
+    The first epoch runs without XLA (it traces the step). The next ones are
+    timed: as many as take `TIMED_SECONDS` at the speed of the first of them,
+    between 1 and `MAX_TIMED_EPOCHS` (one epoch of a small model is a few
+    milliseconds, and the machine's noise alone can make one run slower than
+    another). If the fit's remaining epochs would take `AUTO_XLA_MIN_SECONDS`
+    or more at the fastest timed speed, XLA is compiled during the next
+    epoch, and as many epochs are timed under it: XLA is kept for the rest of
+    the fit if its fastest epoch beat the fastest without it, else the fit
+    goes back to the plain function. Shorter fits never pay XLA's compile
+    time. A step XLA cannot compile (an op without an XLA kernel, such as
+    `tf.numpy_function`) raises in the compiling epoch before it runs; that
+    epoch then runs without XLA, and so does the rest of the fit (`xla_error`
+    keeps the error).
 
     Args:
         plain: `run()` of the epoch without XLA.
@@ -509,10 +515,16 @@ class _TimedXLAChoice:
         epochs: the epochs this fit runs.
     """
 
+    #: Seconds of epochs timed on each path (at least one epoch, at most MAX_TIMED_EPOCHS).
+    TIMED_SECONDS = 0.25
+    MAX_TIMED_EPOCHS = 5
+
     def __init__(self, plain, make_xla, epochs):
         self.plain, self.make_xla, self.epochs = plain, make_xla, epochs
         self.calls = 0
-        self.plain_seconds = self.xla = self.xla_error = None
+        self.timed = None  # epochs timed on each path, set by the first timed epoch
+        self.plain_seconds, self.xla_seconds = [], []
+        self.xla = self.xla_error = self.compiled_at = None
         self.uses_xla = False
 
     def trace(self):
@@ -521,26 +533,33 @@ class _TimedXLAChoice:
 
     def __call__(self):
         self.calls += 1
-        if self.xla is not None and self.calls == 3:  # XLA compiles: a step it cannot compile stays off it
+        if self.uses_xla:
+            return self.xla()
+        if self.xla is not None and self.calls == self.compiled_at:  # a step XLA cannot compile stays off it
             try:
-                return self._timed(self.xla, "xla")
+                return self.xla()
             except tf.errors.OpError as error:  # raised before XLA ran a step (or the plain epoch raises it too)
                 self.xla, self.xla_error = None, error
-        if self.xla is not None and (self.uses_xla or self.calls <= 4):
-            return self._timed(self.xla, "xla")
-        return self._timed(self.plain, "plain")
+        if self.xla is not None and len(self.xla_seconds) < self.timed:
+            logs = self._timed(self.xla, self.xla_seconds)
+            self.uses_xla = len(self.xla_seconds) == self.timed and min(self.xla_seconds) < min(self.plain_seconds)
+            return logs
+        if self.calls == 1 or self.compiled_at is not None or len(self.plain_seconds) == self.timed:
+            return self.plain()  # the first epoch (it traces), or the choice is made
+        logs = self._timed(self.plain, self.plain_seconds)
+        if self.timed is None:
+            self.timed = min(self.MAX_TIMED_EPOCHS, max(1, math.ceil(self.TIMED_SECONDS / self.plain_seconds[0])))
+        remaining = self.epochs - self.calls
+        if (len(self.plain_seconds) == self.timed and remaining > self.timed + 1
+                and remaining * min(self.plain_seconds) >= AUTO_XLA_MIN_SECONDS):
+            self.xla, self.compiled_at = self.make_xla(), self.calls + 1
+        return logs
 
-    def _timed(self, run, which):
+    @staticmethod
+    def _timed(run, seconds):
         start = time.perf_counter()
         logs = run()
-        seconds = time.perf_counter() - start
-        if which == "plain" and self.calls == 2:
-            self.plain_seconds = seconds
-            remaining = self.epochs - 2
-            if remaining > 2 and remaining * seconds >= AUTO_XLA_MIN_SECONDS:  # epochs after the trial
-                self.xla = self.make_xla()
-        elif which == "xla" and self.calls == 4:
-            self.uses_xla = seconds < self.plain_seconds  # else back to the plain function
+        seconds.append(time.perf_counter() - start)
         return logs
 
 
