@@ -103,6 +103,8 @@ PATHS = {"default": "auto", "epoch loop + XLA": True, "epoch loop": False, "kera
 KERAS_ADAM = "default, keras.optimizers.Adam"
 #: A model family of loops: a GRU VAE on sequences (steps, features), z of size 4, whole fits only.
 GRU_CASE = "GRU(64) VAE, 32x4 sequences"
+#: The default's timed choice of XLA, whose constants the report states.
+CHOICE = tfvae.epoch_loop._TimedXLAChoice
 
 
 # ---------------------------------------------------------------- helpers
@@ -612,8 +614,8 @@ def format_report(results, command):
         "holds no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or `Pool`,",
         "whatever layer or custom code emitted it: on this CPU XLA's are far slower, table below, (b)),",
         "with op determinism off, starts without XLA and times the epochs after the first (as many as",
-        "take 0.25 s, 1 to 5); when the rest of the fit would take `AUTO_XLA_MIN_SECONDS` = "
-        f"{tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more",
+        f"take {CHOICE.TIMED_SECONDS:g} s, 1 to {CHOICE.MAX_TIMED_EPOCHS}); when the rest of the fit would take "
+        f"`AUTO_XLA_MIN_SECONDS` = {tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more",
         "at the fastest timed speed, the loop over the full batches is compiled with XLA in the next",
         "epoch, as many epochs are timed under it, and the path with the faster best epoch runs the rest",
         "of the fit. Short fits never pay XLA's compile time; the partial last batch and",

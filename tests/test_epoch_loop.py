@@ -108,7 +108,7 @@ def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     images = x_train.reshape(-1, 8, 8, 1)
     conv = _conv_vae()
     conv.compile(optimizer="adam")
-    history = conv.fit(images, epochs=5, batch_size=128, verbose=0)
+    history = conv.fit(images, epochs=14, batch_size=128, verbose=0)  # long enough to time both paths
     assert conv.fit_path == "epoch loop" and not _xla_built(conv)
     assert np.all(np.isfinite(history.history["loss"]))
     mlp = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
@@ -246,7 +246,8 @@ def test_timed_choice_times_one_epoch_when_one_takes_long_enough():
     ran = []
     slow = epoch_loop._TimedXLAChoice.TIMED_SECONDS
     choice = epoch_loop._TimedXLAChoice(lambda: ran.append("plain") or time.sleep(slow) or {},
-                                        lambda: lambda: ran.append("xla") or {}, epochs=int(10 / slow) + 10)
+                                        lambda: lambda: ran.append("xla") or {},
+                                        epochs=int(epoch_loop.AUTO_XLA_MIN_SECONDS / slow) + 10)
     for _ in range(6):
         choice()
     assert choice.timed == 1 and ran == ["plain", "plain", "xla", "xla", "xla", "xla"] and choice.uses_xla
@@ -267,7 +268,7 @@ def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):
     monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
     model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     model.compile(optimizer="adam")
-    model.fit(x_train[:320], epochs=5, batch_size=16, verbose=0)
+    model.fit(x_train[:320], epochs=14, batch_size=16, verbose=0)  # long enough to time both paths
     assert model.fit_path == "epoch loop" and not _xla_built(model)
 
 

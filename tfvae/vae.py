@@ -362,9 +362,9 @@ class VAE(EpochLoop, keras.Model):
         determinism off starts without XLA, times a few epochs (as many as
         take 0.25 s, 1 to 5) and, if the rest of the fit would take 10 s or
         more, times as many under XLA and keeps the faster (a step XLA cannot
-        compile stays without
-        it); `jit_compile=True`/`False` decides instead. `model.fit_path`
-        then says which loop ran. See `tfvae.epoch_loop`.
+        compile stays without it); `jit_compile=True`/`False` decides
+        instead. `model.fit_path` then says which loop ran. See
+        `tfvae.epoch_loop`.
 
         Raises:
             TypeError: for non-numeric array data.
