@@ -655,6 +655,12 @@ def format_report(results, command):
         )
     lines += [
         "",
+        "default / reference repeat by repeat (the two fit back to back in each repeat): "
+        + "; ".join(f"{row['name'].split()[0]} " + ", ".join(
+            f"{default / reference:.2f}x" for default, reference in zip(row["default"]["rates"],
+                                                                         row["reference"]["rates"]))
+                    for row in results["throughput"]) + ".",
+        "",
         "Steady epochs leave out the seconds spent tracing and compiling, which the default weighs:",
         "the short fits above (a warm-up epoch, then a few epochs) run the default without XLA, since",
         "they would not repay compiling it. Whether that rule never loses is measured on whole fits:",
@@ -761,7 +767,10 @@ def format_report(results, command):
         + ", ".join(f"{run['training']:.1f}" for run in job["runs"]["reference"]) +
         f" s in fresh processes, timed around `fit`); {train_rate / quality_reference_rate:.2f}x its rate in (a)'s "
         f"quality runs earlier in this process ({quality_reference_rate:,.0f} samples/s). Previous release's "
-        f"training phase: {job['epochs'] * results['train_rows'] / previous['training']:,.0f} samples/s.",
+        f"training phase: {job['epochs'] * results['train_rows'] / previous['training']:,.0f} samples/s. "
+        "Round by round (the reference's fit against `tfvae train`'s training phase in the same round): "
+        + ", ".join(f"{reference['training'] / run['training']:.2f}x"
+                    for run, reference in zip(job["runs"]["this"], job["runs"]["reference"])) + ".",
         "",
     ]
     ev = results["evaluate"]
