@@ -37,7 +37,9 @@ default) is decided during each fit, by measuring:
 * when the fit may use XLA, the step is traced (not compiled) inside an
   XLA function, so that both loops share one trace: TensorFlow builds the
   gradients of loops and branches (a recurrent layer, `keras.ops.cond`)
-  for XLA only there, and they run without XLA too. A step TensorFlow
+  for XLA only there, and they run without XLA too (a GRU VAE's plain
+  epochs ran about 5% slower from that trace than from one made without
+  XLA; a second trace would cost seconds instead). A step TensorFlow
   refuses to trace there is traced without XLA and kept off it; a step
   that XLA cannot compile (an op without an XLA kernel, such as
   `tf.numpy_function`, or a `tf.while_loop` without `maximum_iterations`)
