@@ -1,5 +1,6 @@
 """The whole-epoch training function behind `VAE.fit` (tfvae/epoch_loop.py)."""
 
+import pathlib
 import threading
 import time
 
@@ -258,6 +259,20 @@ def test_timed_choice_never_compiles_for_a_short_fit():
     for _ in range(20):
         choice()
     assert not choice.uses_xla
+
+
+@pytest.mark.parametrize("where", ["README.md", "docs/training.md", "tfvae.VAE.fit", "tfvae.epoch_loop"])
+def test_the_docs_state_the_rule_with_its_constants(where):
+    # The rule is told to users in four places; each states the constants the code uses.
+    if where.startswith("tfvae."):
+        text = tfvae.VAE.fit.__doc__ if where == "tfvae.VAE.fit" else epoch_loop.__doc__
+    else:
+        text = (pathlib.Path(__file__).resolve().parents[1] / where).read_text()
+    text = " ".join(text.split())
+    choice = epoch_loop._TimedXLAChoice
+    assert f"{epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more" in text or where == "tfvae.epoch_loop"
+    if where != "README.md":
+        assert f"as many as take {choice.TIMED_SECONDS:g} s, 1 to {choice.MAX_TIMED_EPOCHS})" in text
 
 
 def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):
