@@ -46,9 +46,10 @@ default) is decided during each fit, by measuring:
   fails before it runs, and the fit goes on without XLA.
 
 Measured on this 2-core CPU (bench/run.py, docs/benchmarks.md): XLA runs
-dense models' epochs a third faster (the digits MLP, the 784-512-512-32
-MLP) but compiling costs about 3 s more, which a 150-epoch fit on the digits
-(about 3 s of epochs) does not repay; XLA's CPU convolutions and their
+dense models' epochs a third to a half faster (the digits MLP, the
+784-512-512-32 MLP) but compiling costs about 2 s more, which a 150-epoch
+fit on the digits (2 to 3 s of epochs) does not repay and a 450-epoch one
+does; XLA's CPU convolutions and their
 gradients are far slower than TensorFlow's kernels (the Keras example's
 ConvNet: over 20x slower with XLA). `compile(jit_compile=True)` always uses
 XLA and `jit_compile=False` never does. After `fit`, `model.fit_path` says
@@ -92,8 +93,11 @@ except ImportError:  # pragma: no cover - a TensorFlow without it: assume on, so
         return True
 
 #: With jit_compile="auto", XLA is tried when the fit's remaining epochs would
-#: take at least this many seconds without it (see `_TimedXLAChoice`).
-AUTO_XLA_MIN_SECONDS = 10.0
+#: take at least this many seconds without it (see `_TimedXLAChoice`). Measured
+#: on the digits MLP (2-core CPU): XLA's whole fits caught up with the plain
+#: loop's at about 200 epochs (3 s of timed plain epochs) and won by 22% at
+#: 450 and 30% at 600 (7 and 9.4 s), which 10 s had left without XLA.
+AUTO_XLA_MIN_SECONDS = 5.0
 
 #: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
 #: Conv2DBackpropInput/Filter, DepthwiseConv2dNative, MaxPool, AvgPoolGrad...).
