@@ -194,6 +194,16 @@ def bf16_model(case):
         return build("tfvae", case)
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (bfloat16 and XLA speeds differ between CPUs), or "unknown"."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def percentile_ms(seconds, q):
     return float(np.percentile(seconds, q) * 1e3)
 
@@ -880,7 +890,7 @@ def main(argv=None):
     tiled = np.concatenate([images] * 3)  # 4,311 images: 33 full batches of 128
     results = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores",
         "quality_epochs": quality_epochs, "quality_k": k, "train_rows": len(x),
     }
     t0 = time.perf_counter()
