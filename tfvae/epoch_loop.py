@@ -96,7 +96,11 @@ except ImportError:  # pragma: no cover - a TensorFlow without it: assume on, so
 #: take at least this many seconds without it (see `_TimedXLAChoice`). Measured
 #: on the digits MLP (2-core CPU): XLA's whole fits caught up with the plain
 #: loop's at about 200 epochs (3 s of timed plain epochs) and won by 22% at
-#: 450 and 30% at 600 (7 and 9.4 s), which 10 s had left without XLA.
+#: 450 and 30% at 600 (7 and 9.4 s), which 10 s had left without XLA. Trying
+#: costs about 1-2 s (a plain first epoch, the timed ones, compiling), so fits
+#: just past the line lose some: the default ran the 784-512-512-32 MLP's 16
+#: epochs and the GRU VAE's 10 (docs/benchmarks.md) at 0.84 of the best path's
+#: speed, against 0.94 and 0.81 with 10 s.
 AUTO_XLA_MIN_SECONDS = 5.0
 
 #: Words in TensorFlow op type names that "auto" keeps out of XLA (Conv2D,
