@@ -388,3 +388,28 @@ def test_validation_on_the_fast_path_equals_keras_evaluate(digits):
         assert fast_logs[name] == pytest.approx(keras_logs[name], rel=1e-5)
         assert evaluate_logs[name] == pytest.approx(keras_logs[name], rel=1e-5)
     assert len(history.history["val_loss"]) == 2
+
+
+def test_the_epoch_logs_are_the_metrics_at_the_end_of_each_epoch_and_later_reads_are_fresh(digits):
+    # Keras reads get_metrics_result right after each training call; the epoch loop hands it the
+    # values that call computed at its end. Any later read (here after validation, which reuses
+    # the trackers) must read the trackers again.
+    (x_train, _), (x_test, _) = digits
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer="adam", jit_compile=False)
+    at_batch_end, at_epoch_end = [], []
+
+    class Reads(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):  # before Keras' own read
+            at_batch_end.append({metric.name: float(metric.result()) for metric in self.model.metrics})
+
+        def on_epoch_end(self, epoch, logs=None):
+            at_epoch_end.append((self.model.get_metrics_result(), logs))
+
+    history = model.fit(x_train[:96], epochs=3, batch_size=32, validation_data=(x_test[:50], None), verbose=0,
+                        callbacks=[Reads()])
+    for epoch, (metrics, logs) in enumerate(at_epoch_end):
+        for name in ("loss", "reconstruction", "kl"):
+            assert history.history[name][epoch] == pytest.approx(at_batch_end[epoch][name], rel=1e-6)
+            assert metrics[name] == pytest.approx(logs[f"val_{name}"], rel=1e-6)  # the validation's values
+    assert history.history["loss"][0] != pytest.approx(history.history["loss"][2], rel=1e-3)

@@ -16,8 +16,9 @@ with its data adapter and iterator each epoch; `evaluate` on arrays (with
 `verbose=0, return_dict=True`) reuses that function. The validation
 function is traced in a thread while the first epoch's compiled call runs
 (it leaves Python free), after the training step's own trace. The step is traced once
-(for any batch size, without autograph for tfvae's own steps), and the
-metrics are reset and read in compiled calls.
+(for any batch size, without autograph for tfvae's own steps). The metrics
+are reset in a compiled call, and the epoch's own call returns their results,
+which Keras reads next (`get_metrics_result`).
 
 Whether the full batches run under XLA (`jit_compile="auto"`, Keras'
 default) is decided during each fit, by measuring:
@@ -179,6 +180,7 @@ class EpochLoop:
 
     fit_path = None
     _epoch_run = None  # set only while `fit` runs the epoch loop
+    _epoch_results = None  # the metrics' results at the end of the last training epoch, until read
     _epoch_validation = None
 
     def compile(self, *args, jit_compile="auto", **kwargs):
@@ -236,7 +238,8 @@ class EpochLoop:
                 # what both use.
                 epoch.trace()
                 validation.start_tracing()
-            return epoch()
+            logs, self._epoch_results = epoch()
+            return logs
 
         self._epoch_run, self._epoch_validation = run_epoch, validation
         self.steps_per_execution = steps
@@ -245,7 +248,7 @@ class EpochLoop:
         finally:
             if validation is not None:
                 validation.join(raise_error=False)  # if fit stopped before validating
-            self._epoch_run = self._epoch_validation = None
+            self._epoch_run = self._epoch_validation = self._epoch_results = None
             self.steps_per_execution, self.train_function = saved
         uses_xla = epoch.uses_xla if choice == "try" else choice
         self.fit_path = "epoch loop + XLA" if uses_xla else "epoch loop"
@@ -265,18 +268,20 @@ class EpochLoop:
         self._compiled("reset_metrics", super().reset_metrics)()
 
     def get_metrics_result(self):
-        """Keras' `get_metrics_result`; during the epoch loop's `fit`, one compiled call."""
+        """Keras' `get_metrics_result`; during the epoch loop's `fit`, read by the epoch's own call.
+
+        Keras reads the metrics right after each epoch's training call, which
+        computed them at its end: the first read after an epoch takes those
+        values (one compiled call less per epoch: a digits MLP epoch with
+        validation took 16.9 ms against 18.0 ms); later reads run one
+        compiled call.
+        """
         if self._epoch_run is None:
             return super().get_metrics_result()
-
-        def results():
-            out = {}
-            for metric in self.metrics:
-                result = metric.result()
-                out.update(result if isinstance(result, dict) else {metric.name: result})
-            return out
-
-        return {name: float(value) for name, value in self._compiled("get_metrics_result", results)().items()}
+        results, self._epoch_results = self._epoch_results, None
+        if results is None:
+            results = self._compiled("get_metrics_result", super().get_metrics_result)()
+        return {name: float(value) for name, value in results.items()}
 
     def _compiled(self, name, function):
         """`function` as a `tf.function`, kept until the next `compile` (the metrics may change there)."""
@@ -381,8 +386,8 @@ class EpochLoop:
                          else order)
                 if looped * batch_size < n:  # the partial last batch, under XLA
                     step(*(tf.gather(value, order[looped * batch_size:]) for value in data))
-                if kind == "train":
-                    return self._step_logs()
+                if kind == "train":  # the step's logs, and what Keras' `get_metrics_result` reads next
+                    return self._step_logs(), super(EpochLoop, self).get_metrics_result()
                 return {metric.name: metric.result() for metric in self.metrics}
 
             self._epoch_functions[key] = tf.function(epoch, autograph=False)
