@@ -690,11 +690,12 @@ def format_report(results, command):
         "alternating. \"best own / default\" is the fastest other path's time over the default's (at",
         "least 0.90 means the default never loses by more than 10%).",
         "",
-        "The last column is the default's speed in the last third of its epochs (median epoch,",
-        "median over the repeats), after its choice.",
+        "The last column is the speed of the last third of the epochs (median epoch, median over the",
+        "repeats), after the default's choice: the default's, and in brackets `jit_compile=True`'s in",
+        "the same fits.",
         "",
         "| model, batch | epochs (full batches) | default (path chosen) | epoch loop + XLA | epoch loop "
-        "| keras per-step loop | best own / default | default's last third, samples/s |",
+        "| keras per-step loop | best own / default | last third, samples/s: default (XLA) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fit in results["whole_fits"]:
@@ -703,7 +704,8 @@ def format_report(results, command):
         cells = [f"{times[name]:.2f}" if name in times else "not run" for name in list(PATHS)[1:]]
         lines.append(f"| {fit['case']}, {fit['batch']} | {fit['epochs']} ({fit['steps']:,}) | "
                      f"{times['default']:.2f} ({fit['path']}) | "
-                     f"{' | '.join(cells)} | {best / times['default']:.2f} | {fit['steady']['default']:,.0f} |")
+                     f"{' | '.join(cells)} | {best / times['default']:.2f} | {fit['steady']['default']:,.0f} "
+                     f"({fit['steady']['epoch loop + XLA']:,.0f}) |")
     heavy = next(row for row in results["throughput"] if row["key"] == "heavy")
     digits = next(row for row in results["throughput"] if row["key"] == "digits")
     conv = next(row for row in results["throughput"] if row["key"] == "conv")
@@ -737,7 +739,7 @@ def format_report(results, command):
         f"(of the float32 peak) | {results['bf16_nll']['mixed_bfloat16']:.2f} |",
         "",
         "The rows above are (c)'s short fits (2 epochs, after a warm-up epoch), which the default runs",
-        "without XLA. " + heavy_whole_fit_line(results, flops),
+        "without XLA. " + heavy_whole_fit_line(results, flops, peak),
         "",
         f"bfloat16 / float32 speed: {heavy['bfloat16']['epoch'] / heavy['default']['epoch']:.2f}x. The test log p(x) "
         f"is of models trained {results['bf16_epochs']} epochs on the 1,437 training images (28x28, flattened) and "
@@ -848,14 +850,15 @@ def format_report(results, command):
     return "\n".join(lines)
 
 
-def heavy_whole_fit_line(results, flops):
-    """A sentence: the default's last-third epochs in (c)'s whole fits, against the matmul peak at the start."""
-    peak = max(results["peak"].values())
+def heavy_whole_fit_line(results, flops, peak):
+    """A sentence: the default's last-third epochs in (c)'s whole fits, against `peak` (the matmul peak at the start)."""
     fits = [fit for fit in results["whole_fits"] if fit["case"] == case_label(HEAVY)]
     return " ".join(
         f"In the {fit['epochs']}-epoch whole fits (table above) the default's path was {fit['path']}; its last third "
         f"of epochs trained {fit['steady']['default']:,.0f} samples/s, {fit['steady']['default'] * flops / 1e9:.1f} "
-        f"GFLOP/s, {100 * fit['steady']['default'] * flops / peak:.0f}% of the peak measured at the start."
+        f"GFLOP/s, {100 * fit['steady']['default'] * flops / peak:.0f}% of the peak measured at the start "
+        f"(`jit_compile=True` in the same fits: {fit['steady']['epoch loop + XLA']:,.0f} samples/s, "
+        f"{100 * fit['steady']['epoch loop + XLA'] * flops / peak:.0f}%)."
         for fit in fits)
 
 

@@ -386,9 +386,9 @@ class EpochLoop:
                          else order)
                 if looped * batch_size < n:  # the partial last batch, under XLA
                     step(*(tf.gather(value, order[looped * batch_size:]) for value in data))
-                if kind == "train":  # the step's logs, and what Keras' `get_metrics_result` reads next
-                    return self._step_logs(), super(EpochLoop, self).get_metrics_result()
-                return {metric.name: metric.result() for metric in self.metrics}
+                results = super(EpochLoop, self).get_metrics_result()  # Keras' own read of the metrics
+                # Training: the step's logs, and the results Keras' `get_metrics_result` reads next.
+                return (self._step_logs(), results) if kind == "train" else results
 
             self._epoch_functions[key] = tf.function(epoch, autograph=False)
         return _EpochRun(self._epoch_functions[key], data)
