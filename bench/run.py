@@ -633,7 +633,7 @@ def format_report(results, command):
         "holds no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or `Pool`,",
         "whatever layer or custom code emitted it: on this CPU XLA's are far slower, table below, (b)),",
         "with op determinism off, starts without XLA and times the epochs after the first (as many as",
-        f"take {CHOICE.TIMED_SECONDS:g} s, 1 to {CHOICE.MAX_TIMED_EPOCHS}); when the rest of the fit would take "
+        f"take {CHOICE.TIMED_SECONDS:g} s, {CHOICE.MIN_TIMED_EPOCHS} to {CHOICE.MAX_TIMED_EPOCHS}); when the rest of the fit would take "
         f"`AUTO_XLA_MIN_SECONDS` = {tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more",
         "at the fastest timed speed, the loop over the full batches is compiled with XLA in the next",
         "epoch, as many epochs are timed under it, and the path with the faster best epoch runs the rest",

@@ -116,7 +116,7 @@ def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     mlp.compile(optimizer="adam")
     mlp.fit(x_train, epochs=2, batch_size=128, verbose=0)
     assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)  # too short to try
-    mlp.fit(x_train, epochs=14, batch_size=128, verbose=0)  # 1 + up to 5 timed plain, 1 compiling, 5 timed XLA
+    mlp.fit(x_train, epochs=14, batch_size=128, verbose=0)  # 1 + 2 to 5 timed plain, 1 compiling, as many timed XLA
     assert _xla_built(mlp)  # tried; kept if it was faster
     assert int(mlp.optimizer.iterations) == 16 * -(-len(x_train) // 128)  # every epoch trained, whichever ran it
     mlp.compile(optimizer="adam", jit_compile=False)
@@ -243,15 +243,19 @@ def test_timed_choice_keeps_the_faster_epoch_function(xla_seconds, keeps_xla):
     assert choice.uses_xla is keeps_xla
 
 
-def test_timed_choice_times_one_epoch_when_one_takes_long_enough():
-    ran = []
+@pytest.mark.parametrize("first_xla_seconds", [0.0, 0.5])
+def test_timed_choice_times_two_epochs_a_path_when_one_takes_long_enough(first_xla_seconds):
+    # One slow timed XLA epoch (the machine's noise) does not decide: the best of two does.
+    ran, xla_seconds = [], [0.0, first_xla_seconds, 0.0]  # compiling, then the two timed epochs
     slow = epoch_loop._TimedXLAChoice.TIMED_SECONDS
     choice = epoch_loop._TimedXLAChoice(lambda: ran.append("plain") or time.sleep(slow) or {},
-                                        lambda: lambda: ran.append("xla") or {},
+                                        lambda: lambda: ran.append("xla") or time.sleep(xla_seconds.pop(0)
+                                                                                         if xla_seconds else 0) or {},
                                         epochs=int(epoch_loop.AUTO_XLA_MIN_SECONDS / slow) + 10)
-    for _ in range(6):
+    for _ in range(8):
         choice()
-    assert choice.timed == 1 and ran == ["plain", "plain", "xla", "xla", "xla", "xla"] and choice.uses_xla
+    assert choice.timed == choice.MIN_TIMED_EPOCHS == 2
+    assert ran == ["plain"] * 3 + ["xla"] * 5 and choice.uses_xla
 
 
 def test_timed_choice_never_compiles_for_a_short_fit():
@@ -272,7 +276,8 @@ def test_the_docs_state_the_rule_with_its_constants(where):
     choice = epoch_loop._TimedXLAChoice
     assert f"{epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more" in text or where == "tfvae.epoch_loop"
     if where != "README.md":
-        assert f"as many as take {choice.TIMED_SECONDS:g} s, 1 to {choice.MAX_TIMED_EPOCHS})" in text
+        assert (f"as many as take {choice.TIMED_SECONDS:g} s, {choice.MIN_TIMED_EPOCHS} to {choice.MAX_TIMED_EPOCHS})"
+                in text)
 
 
 def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):

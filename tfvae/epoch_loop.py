@@ -28,7 +28,7 @@ default) is decided during each fit, by measuring:
   whose name holds one of those words, whatever layer or custom code
   emitted it), and never for validation (a few batches an epoch);
 * otherwise the fit starts without XLA and times the epochs after the
-  first (as many as take 0.25 s, 1 to 5). When the remaining epochs would
+  first (as many as take 0.25 s, 2 to 5). When the remaining epochs would
   take `AUTO_XLA_MIN_SECONDS` or more at the fastest timed speed, XLA is
   compiled in the next epoch and as many epochs are timed under it; the
   path with the faster best epoch runs the rest of the fit
@@ -511,9 +511,10 @@ class _TimedXLAChoice:
 
     The first epoch runs without XLA (it traces the step). The next ones are
     timed: as many as take `TIMED_SECONDS` at the speed of the first of them,
-    between 1 and `MAX_TIMED_EPOCHS` (one epoch of a small model is a few
-    milliseconds, and the machine's noise alone can make one run slower than
-    another). If the fit's remaining epochs would take `AUTO_XLA_MIN_SECONDS`
+    between `MIN_TIMED_EPOCHS` and `MAX_TIMED_EPOCHS` (one epoch of a small
+    model is a few milliseconds, and the machine's noise alone can make one
+    epoch slower than another: the best of two or more is compared, never a
+    single epoch). If the fit's remaining epochs would take `AUTO_XLA_MIN_SECONDS`
     or more at the fastest timed speed, XLA is compiled during the next
     epoch, and as many epochs are timed under it: XLA is kept for the rest of
     the fit if its fastest epoch beat the fastest without it, else the fit
@@ -530,8 +531,12 @@ class _TimedXLAChoice:
         epochs: the epochs this fit runs.
     """
 
-    #: Seconds of epochs timed on each path (at least one epoch, at most MAX_TIMED_EPOCHS).
+    #: Seconds of epochs timed on each path (at least MIN_TIMED_EPOCHS epochs, at most MAX_TIMED_EPOCHS).
+    #: With one epoch a path, a noisy XLA epoch kept the plain loop in 1 of 3 fits of the
+    #: 784-512-512-32 MLP (16.95 s against 12.4-13.2 s for XLA); a second costs at most one
+    #: epoch of the slower path.
     TIMED_SECONDS = 0.25
+    MIN_TIMED_EPOCHS = 2
     MAX_TIMED_EPOCHS = 5
 
     def __init__(self, plain, make_xla, epochs):
@@ -563,7 +568,8 @@ class _TimedXLAChoice:
             return self.plain()  # the first epoch (it traces), or the choice is made
         logs = self._timed(self.plain, self.plain_seconds)
         if self.timed is None:
-            self.timed = min(self.MAX_TIMED_EPOCHS, max(1, math.ceil(self.TIMED_SECONDS / self.plain_seconds[0])))
+            self.timed = min(self.MAX_TIMED_EPOCHS,
+                             max(self.MIN_TIMED_EPOCHS, math.ceil(self.TIMED_SECONDS / self.plain_seconds[0])))
         remaining = self.epochs - self.calls
         if (len(self.plain_seconds) == self.timed and remaining > self.timed + 1
                 and remaining * min(self.plain_seconds) >= AUTO_XLA_MIN_SECONDS):
