@@ -37,6 +37,8 @@ reference is the official Keras VAE example's pattern
     / Conv2DTranspose 64, 32, 1) on 28x28 binary images (the digits resized
     with tf.image.resize and binarized: offline), batch 128. XLA's
     convolutions are slow on this CPU, so the XLA path is timed on fewer images.
+    Then each convolution alone, forward and gradients (``conv_layers_alone``):
+    the time of a step no float32 loop can go below.
 (c) 784-512-512-32 MLP, batch 128, on the same images flattened; achieved
     FLOP/s against the float32 matmul peak measured after each repeat (and,
     in its 30-epoch whole fits, the default's last third of epochs against
@@ -318,6 +320,7 @@ def case_throughput(key, quick):
         runners = tfvae_runners("conv", tiled, **{"epoch loop + XLA": one_epoch})
         runners["bfloat16"] = {"build": lambda: bf16_model("conv"), **one_epoch}
         row = throughput(runners, 128, 3, repeats)
+        row["conv_layers"] = conv_layers_alone(128, 10 if quick else 30)
         row.update(key="conv", name="(b) Keras example ConvNet", batch=128, few_images=len(few_images),
                    note=f"(b)'s epoch loop + XLA and its bfloat16 default ran 1 repeat on {len(few_images):,} of "
                         f"the {len(tiled):,} images")
@@ -328,6 +331,50 @@ def case_throughput(key, quick):
     row = throughput(runners, 128, 2, repeats, after_repeat=lambda: max(matmul_peak((1024, 2048)).values()))
     row.update(key="heavy", name="(c) MLP 784-512-512-32", batch=128)
     return row
+
+
+def conv_layers_alone(batch_size, calls):
+    """(b)'s convolutions without the rest of the step: `[{"layer", "ms", "calls", "gflops"}]` per layer.
+
+    Each convolution of the ConvNet's bodies runs alone in a compiled call at
+    `batch_size`: its forward pass and the gradients a training step takes
+    (of its kernel and bias, and of its input but for the first layer's,
+    the images); the median of `calls` calls, as the epochs' medians. Their
+    sum is the time any float32 loop spends in these kernels per step: no
+    loop around them trains faster than `batch_size / sum` samples/s.
+    """
+    out = []
+    for body in (reference.conv_encoder_body(), reference.conv_decoder()):
+        x = tf.random.normal((batch_size, *body.inputs[0].shape[1:]))
+        for layer in body.layers:
+            y = layer(x)
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+                run = _forward_and_gradients(layer, x, tf.random.normal(y.shape))
+                seconds = float(np.median(time_calls(run, calls)))
+                spatial = x.shape[1:3] if isinstance(layer, keras.layers.Conv2DTranspose) else y.shape[1:3]
+                multiply_adds = int(np.prod(spatial)) * int(np.prod(layer.kernel.shape)) * batch_size
+                passes = 2 if x.shape[1:] == (28, 28, 1) else 3  # forward, kernel gradient (input gradient)
+                out.append({"layer": f"{type(layer).__name__}({layer.filters})", "ms": seconds * 1e3, "calls": calls,
+                            "gflops": passes * 2 * multiply_adds / seconds / 1e9})
+            x = y
+    return out
+
+
+def _forward_and_gradients(layer, x, upstream):
+    """A compiled call: `layer(x)` and the gradients a training step takes (of `x` unless it is the images)."""
+
+    @tf.function
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            output = layer(x)
+        wrt = layer.trainable_variables + ([] if x.shape[1:] == (28, 28, 1) else [x])
+        gradients = tape.gradient(output, wrt, output_gradients=upstream)
+        if any(gradient is None for gradient in gradients):
+            raise ValueError(f"{layer.name}: a gradient is None")
+        return gradients
+
+    return run
 
 
 def child_json(argv, what, cwd=HERE, env=None):
@@ -715,6 +762,8 @@ def format_report(results, command):
         "",
         "Notes: " + "; ".join(row["note"] for row in results["throughput"] if row.get("note")) + ".",
         "",
+        *conv_kernels_lines(conv),
+        "",
         "Compiled with `keras.optimizers.Adam(1e-3)` in place of the default `tfvae.optimizers.Adam`",
         "(Keras' Adam computing its bias correction once per step: the same updates, a smaller step graph),",
         f"(a)'s default path ran {digits[KERAS_ADAM]['epoch']:,.0f} samples/s in the same rounds: "
@@ -848,6 +897,22 @@ def format_report(results, command):
         )
     lines += ["", "![benchmarks](benchmarks.png)", ""]
     return "\n".join(lines)
+
+
+def conv_kernels_lines(conv):
+    """(b): what the ConvNet's convolutions alone take per step, and the speed they bound."""
+    layers = conv["conv_layers"]
+    seconds = sum(layer["ms"] for layer in layers) / 1e3
+    bound = conv["batch"] / seconds
+    return [
+        f"(b)'s convolutions alone (`conv_layers_alone`: each layer's forward pass and the gradients a step takes, "
+        f"in its own compiled call, median of {layers[0]['calls']} calls, batch {conv['batch']}): "
+        + ", ".join(f"{layer['layer']} {layer['ms']:.1f} ms ({layer['gflops']:.0f} GFLOP/s)" for layer in layers)
+        + f"; {seconds * 1e3:.1f} ms in all, against {conv['batch'] / conv['default']['epoch'] * 1e3:.1f} ms for "
+        f"the default's whole step and {conv['batch'] / conv['reference']['epoch'] * 1e3:.1f} ms for the "
+        f"reference's. No float32 loop around these kernels trains faster than {bound:,.0f} samples/s, "
+        f"{bound / conv['reference']['epoch']:.2f}x the reference.",
+    ]
 
 
 def heavy_whole_fit_line(results, flops, peak):
