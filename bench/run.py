@@ -334,41 +334,58 @@ def case_throughput(key, quick):
 
 
 def conv_layers_alone(batch_size, calls):
-    """(b)'s convolutions without the rest of the step: `[{"layer", "ms", "calls", "gflops"}]` per layer.
+    """(b)'s convolutions without the rest of the step: `layers_alone` of the ConvNet's bodies.
 
-    Each convolution of the ConvNet's bodies runs alone in a compiled call at
-    `batch_size`: its forward pass and the gradients a training step takes
-    (of its kernel and bias, and of its input but for the first layer's,
-    the images); the median of `calls` calls, as the epochs' medians. Their
-    sum is the time any float32 loop spends in these kernels per step: no
-    loop around them trains faster than `batch_size / sum` samples/s.
+    Their sum is the time any float32 loop spends in these kernels per step:
+    no loop around them trains faster than `batch_size / sum` samples/s.
+    """
+    return layers_alone((reference.conv_encoder_body(), reference.conv_decoder()), batch_size, calls,
+                        (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+
+
+def layers_alone(bodies, batch_size, calls, kinds):
+    """The layers of `kinds` in the Sequential `bodies`, each alone: `[{"layer", "ms", "calls", "gflops"}]`.
+
+    Each runs in its own compiled call at `batch_size` on random inputs of
+    its shape: its forward pass and the gradients a training step takes (of
+    its kernel and bias, and of its input except for the first body's first
+    layer, whose input is the data); the median of `calls` calls, as the
+    epochs' medians. FLOP: 2 per multiply-add, for each pass.
+
+    Example (the matmuls of (c)'s 784-512-512-32, its two heads as one layer of 64):
+
+        cd bench && python -c "import run, keras; D = keras.layers.Dense; S = lambda n, *l: keras.Sequential(
+            [keras.Input((n,)), *l]); print(run.layers_alone((S(784, D(512), D(512), D(64)), S(32, D(512),
+            D(512), D(784))), 128, 30, (D,)))"
     """
     out = []
-    for body in (reference.conv_encoder_body(), reference.conv_decoder()):
+    for index, body in enumerate(bodies):
         x = tf.random.normal((batch_size, *body.inputs[0].shape[1:]))
-        for layer in body.layers:
+        for position, layer in enumerate(body.layers):
             y = layer(x)
-            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-                run = _forward_and_gradients(layer, x, tf.random.normal(y.shape))
+            if isinstance(layer, kinds):
+                data = index == 0 and position == 0
+                run = _forward_and_gradients(layer, x, tf.random.normal(y.shape), input_gradient=not data)
                 seconds = float(np.median(time_calls(run, calls)))
-                spatial = x.shape[1:3] if isinstance(layer, keras.layers.Conv2DTranspose) else y.shape[1:3]
+                spatial = x.shape[1:-1] if isinstance(layer, keras.layers.Conv2DTranspose) else y.shape[1:-1]
                 multiply_adds = int(np.prod(spatial)) * int(np.prod(layer.kernel.shape)) * batch_size
-                passes = 2 if x.shape[1:] == (28, 28, 1) else 3  # forward, kernel gradient (input gradient)
-                out.append({"layer": f"{type(layer).__name__}({layer.filters})", "ms": seconds * 1e3, "calls": calls,
+                passes = 2 if data else 3  # forward, kernel gradient (and input gradient)
+                name = getattr(layer, "filters", None) or getattr(layer, "units", None)
+                out.append({"layer": f"{type(layer).__name__}({name})", "ms": seconds * 1e3, "calls": calls,
                             "gflops": passes * 2 * multiply_adds / seconds / 1e9})
             x = y
     return out
 
 
-def _forward_and_gradients(layer, x, upstream):
-    """A compiled call: `layer(x)` and the gradients a training step takes (of `x` unless it is the images)."""
+def _forward_and_gradients(layer, x, upstream, input_gradient):
+    """A compiled call: `layer(x)` and the gradients of its variables (and of `x` if `input_gradient`)."""
 
     @tf.function
     def run():
         with tf.GradientTape() as tape:
             tape.watch(x)
             output = layer(x)
-        wrt = layer.trainable_variables + ([] if x.shape[1:] == (28, 28, 1) else [x])
+        wrt = layer.trainable_variables + ([x] if input_gradient else [])
         gradients = tape.gradient(output, wrt, output_gradients=upstream)
         if any(gradient is None for gradient in gradients):
             raise ValueError(f"{layer.name}: a gradient is None")
