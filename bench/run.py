@@ -697,11 +697,11 @@ def format_report(results, command):
         "holds no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or `Pool`,",
         "whatever layer or custom code emitted it: on this CPU XLA's are far slower, table below, (b)),",
         "with op determinism off, starts without XLA and times the epochs after the first (as many as",
-        f"take {CHOICE.TIMED_SECONDS:g} s, {CHOICE.MIN_TIMED_EPOCHS} to {CHOICE.MAX_TIMED_EPOCHS}); when the rest of the fit would take "
+        f"take {CHOICE.TIMED_SECONDS:g} s, 1 to {CHOICE.MAX_TIMED_EPOCHS}); when the rest of the fit would take "
         f"`AUTO_XLA_MIN_SECONDS` = {tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more",
         "at the fastest timed speed, the loop over the full batches is compiled with XLA in the next",
-        "epoch, as many epochs are timed under it, and the path with the faster best epoch runs the rest",
-        "of the fit. Short fits never pay XLA's compile time; the partial last batch and",
+        "epoch and kept as soon as one of its epochs beats the fastest without it (given up after as",
+        f"many, and at least {CHOICE.MIN_XLA_LOSSES}, that did not). Short fits never pay XLA's compile time; the partial last batch and",
         "validation always run without XLA. The step is traced once, inside an XLA function that is not",
         "compiled, so that both loops share it: TensorFlow builds the gradients of loops and branches (a",
         "recurrent layer, `keras.ops.cond`) for XLA only there. A step XLA cannot compile (an op without an",

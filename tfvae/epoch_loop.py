@@ -28,11 +28,11 @@ default) is decided during each fit, by measuring:
   whose name holds one of those words, whatever layer or custom code
   emitted it), and never for validation (a few batches an epoch);
 * otherwise the fit starts without XLA and times the epochs after the
-  first (as many as take 0.25 s, 2 to 5). When the remaining epochs would
+  first (as many as take 0.25 s, 1 to 5). When the remaining epochs would
   take `AUTO_XLA_MIN_SECONDS` or more at the fastest timed speed, XLA is
-  compiled in the next epoch and as many epochs are timed under it; the
-  path with the faster best epoch runs the rest of the fit
-  (`_TimedXLAChoice`).
+  compiled in the next epoch and its epochs are timed: it is kept as soon
+  as one beats the fastest epoch without it, and given up after as many as
+  were timed without it, and at least 2, that did not (`_TimedXLAChoice`).
   Under XLA the loop takes the full batches and the partial last batch
   runs after it without XLA, so that XLA compiles one step, not two;
 * when the fit may use XLA, the step is traced (not compiled) inside an
@@ -511,18 +511,19 @@ class _TimedXLAChoice:
 
     The first epoch runs without XLA (it traces the step). The next ones are
     timed: as many as take `TIMED_SECONDS` at the speed of the first of them,
-    between `MIN_TIMED_EPOCHS` and `MAX_TIMED_EPOCHS` (one epoch of a small
-    model is a few milliseconds, and the machine's noise alone can make one
-    epoch slower than another: the best of two or more is compared, never a
-    single epoch). If the fit's remaining epochs would take `AUTO_XLA_MIN_SECONDS`
+    between 1 and `MAX_TIMED_EPOCHS` (one epoch of a small model is a few
+    milliseconds, and the machine's noise alone can make one run slower than
+    another). If the fit's remaining epochs would take `AUTO_XLA_MIN_SECONDS`
     or more at the fastest timed speed, XLA is compiled during the next
-    epoch, and as many epochs are timed under it: XLA is kept for the rest of
-    the fit if its fastest epoch beat the fastest without it, else the fit
-    goes back to the plain function. Shorter fits never pay XLA's compile
-    time. A step XLA cannot compile (an op without an XLA kernel, such as
-    `tf.numpy_function`) raises in the compiling epoch before it runs; that
-    epoch then runs without XLA, and so does the rest of the fit (`xla_error`
-    keeps the error).
+    epoch and its epochs are timed: XLA is kept for the rest of the fit as
+    soon as one of them beats the fastest epoch without it, and given up
+    after as many as were timed without it, and at least
+    `MIN_XLA_LOSSES`, that did not (noise only slows an epoch down: one fast
+    epoch is proof, one slow epoch is not). Shorter fits never pay XLA's
+    compile time. A step XLA cannot compile (an op without an XLA kernel,
+    such as `tf.numpy_function`) raises in the compiling epoch before it
+    runs; that epoch then runs without XLA, and so does the rest of the fit
+    (`xla_error` keeps the error).
 
     Args:
         plain: `run()` of the epoch without XLA.
@@ -531,18 +532,19 @@ class _TimedXLAChoice:
         epochs: the epochs this fit runs.
     """
 
-    #: Seconds of epochs timed on each path (at least MIN_TIMED_EPOCHS epochs, at most MAX_TIMED_EPOCHS).
-    #: With one epoch a path, a noisy XLA epoch kept the plain loop in 1 of 3 fits of the
-    #: 784-512-512-32 MLP (16.95 s against 12.4-13.2 s for XLA); a second costs at most one
-    #: epoch of the slower path.
+    #: Seconds of epochs timed without XLA (at least one epoch, at most MAX_TIMED_EPOCHS).
     TIMED_SECONDS = 0.25
-    MIN_TIMED_EPOCHS = 2
     MAX_TIMED_EPOCHS = 5
+    #: XLA epochs slower than the fastest plain one before XLA is given up. With one, a
+    #: noisy XLA epoch kept the plain loop in 1 of 3 fits of the 784-512-512-32 MLP
+    #: (16.95 s against 12.4-13.2 s for XLA); the second costs one slow epoch, and only
+    #: when XLA loses.
+    MIN_XLA_LOSSES = 2
 
     def __init__(self, plain, make_xla, epochs):
         self.plain, self.make_xla, self.epochs = plain, make_xla, epochs
         self.calls = 0
-        self.timed = None  # epochs timed on each path, set by the first timed epoch
+        self.timed = None  # plain epochs timed, set by the first timed epoch
         self.plain_seconds, self.xla_seconds = [], []
         self.xla = self.xla_error = self.compiled_at = None
         self.uses_xla = False
@@ -560,18 +562,17 @@ class _TimedXLAChoice:
                 return self.xla()
             except tf.errors.OpError as error:  # raised before XLA ran a step (or the plain epoch raises it too)
                 self.xla, self.xla_error = None, error
-        if self.xla is not None and len(self.xla_seconds) < self.timed:
+        if self.xla is not None and len(self.xla_seconds) < max(self.timed, self.MIN_XLA_LOSSES):
             logs = self._timed(self.xla, self.xla_seconds)
-            self.uses_xla = len(self.xla_seconds) == self.timed and min(self.xla_seconds) < min(self.plain_seconds)
+            self.uses_xla = self.xla_seconds[-1] < min(self.plain_seconds)
             return logs
         if self.calls == 1 or self.compiled_at is not None or len(self.plain_seconds) == self.timed:
             return self.plain()  # the first epoch (it traces), or the choice is made
         logs = self._timed(self.plain, self.plain_seconds)
         if self.timed is None:
-            self.timed = min(self.MAX_TIMED_EPOCHS,
-                             max(self.MIN_TIMED_EPOCHS, math.ceil(self.TIMED_SECONDS / self.plain_seconds[0])))
+            self.timed = min(self.MAX_TIMED_EPOCHS, max(1, math.ceil(self.TIMED_SECONDS / self.plain_seconds[0])))
         remaining = self.epochs - self.calls
-        if (len(self.plain_seconds) == self.timed and remaining > self.timed + 1
+        if (len(self.plain_seconds) == self.timed and remaining > max(self.timed, self.MIN_XLA_LOSSES) + 1
                 and remaining * min(self.plain_seconds) >= AUTO_XLA_MIN_SECONDS):
             self.xla, self.compiled_at = self.make_xla(), self.calls + 1
         return logs
