@@ -562,7 +562,7 @@ class _TimedXLAChoice:
                 return self.xla()
             except tf.errors.OpError as error:  # raised before XLA ran a step (or the plain epoch raises it too)
                 self.xla, self.xla_error = None, error
-        if self.xla is not None and len(self.xla_seconds) < max(self.timed, self.MIN_XLA_LOSSES):
+        if self.xla is not None and len(self.xla_seconds) < self._xla_epochs_at_most:
             logs = self._timed(self.xla, self.xla_seconds)
             self.uses_xla = self.xla_seconds[-1] < min(self.plain_seconds)
             return logs
@@ -572,10 +572,15 @@ class _TimedXLAChoice:
         if self.timed is None:
             self.timed = min(self.MAX_TIMED_EPOCHS, max(1, math.ceil(self.TIMED_SECONDS / self.plain_seconds[0])))
         remaining = self.epochs - self.calls
-        if (len(self.plain_seconds) == self.timed and remaining > max(self.timed, self.MIN_XLA_LOSSES) + 1
+        if (len(self.plain_seconds) == self.timed and remaining > self._xla_epochs_at_most + 1
                 and remaining * min(self.plain_seconds) >= AUTO_XLA_MIN_SECONDS):
             self.xla, self.compiled_at = self.make_xla(), self.calls + 1
         return logs
+
+    @property
+    def _xla_epochs_at_most(self):
+        """XLA epochs timed before it is given up: as many as the plain ones, at least MIN_XLA_LOSSES."""
+        return max(self.timed, self.MIN_XLA_LOSSES)
 
     @staticmethod
     def _timed(run, seconds):
