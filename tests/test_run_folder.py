@@ -14,7 +14,7 @@ import pytest
 
 import tfvae
 from tfvae import _atomic, cli, datasets, run_folder
-from tfvae.callbacks import BackupAndRestore
+from tfvae.callbacks import BackupAndRestore, HistoryCSV
 
 SMALL = ["--epochs", "2", "--hidden", "16", "--latent-dim", "2"]
 
@@ -178,7 +178,10 @@ def test_a_damaged_latest_backup_falls_back_to_the_previous_one(tmp_path):
     model.compile(optimizer="adam")
     x = np.random.default_rng(0).random((64, 6)).astype("float32")
     backup_dir = str(tmp_path / "backup")
-    model.fit(x, batch_size=8, epochs=3, verbose=0, callbacks=[BackupAndRestore(backup_dir, delete_checkpoint=False)])
+    # Each backup on disk before the next epoch (a backup still queued when the next falls due is dropped).
+    written = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: _atomic.wait_for_writes())
+    model.fit(x, batch_size=8, epochs=3, verbose=0,
+              callbacks=[BackupAndRestore(backup_dir, delete_checkpoint=False), written])
     metadata, weights, note = BackupAndRestore.latest_backup(backup_dir)
     assert metadata["epoch"] == 3 and note is None
     with open(weights, "r+b") as handle:  # damage the latest generation's weights
@@ -259,6 +262,60 @@ def test_background_writes_run_in_order_and_a_failed_one_drops_the_rest_and_is_r
     _atomic.in_background(write, "d")
     _atomic.wait_for_writes()
     assert done == ["a", "b", "c", "d"]
+
+
+def test_a_write_that_replaces_one_not_started_drops_it_and_one_started_finishes_first():
+    done = []
+    busy, started = threading.Event(), threading.Event()
+
+    def write(name):
+        done.append(name)
+
+    def block():
+        started.set()
+        busy.wait()
+        done.append("busy")
+
+    running = _atomic.in_background(block)
+    stale = _atomic.in_background(write, "stale")
+    assert started.wait(30) and _atomic.pending(stale) and not _atomic.pending(running)
+    newer = _atomic.in_background(write, "newer", replaces=stale)
+    _atomic.in_background(write, "after", replaces=running)  # running: it finishes first
+    busy.set()
+    _atomic.wait_for_writes()  # no error for the dropped one
+    assert done == ["busy", "newer", "after"] and not _atomic.pending(newer)
+
+
+def test_on_a_slow_disk_training_does_not_wait_and_the_newest_backup_and_every_row_land(tmp_path):
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer="adam")
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    history = HistoryCSV(str(tmp_path / "history.csv"))
+    backup = BackupAndRestore(str(tmp_path / "b"), delete_checkpoint=False)  # a backup every epoch
+    callbacks = keras.callbacks.CallbackList([history, backup], model=model, epochs=20, steps=8)
+    callbacks.on_train_begin()
+    disk = threading.Event()  # the disk is busy until the epochs below are done (or 60 s, not to hang)
+    timer = threading.Timer(60, disk.set)
+    timer.start()
+    _atomic.in_background(disk.wait)
+    for epoch in range(12):
+        callbacks.on_epoch_begin(epoch)
+        model.weights[0].assign(np.full(model.weights[0].shape, epoch, "float32"))  # training goes on
+        callbacks.on_epoch_end(epoch, {"loss": float(epoch)})
+    assert not disk.is_set(), "training waited for the disk"
+    disk.set()
+    timer.cancel()
+    _atomic.wait_for_writes()
+    with open(tmp_path / "history.csv") as handle:
+        assert [line.split(",")[:2] for line in handle.read().split()] == [
+            ["epoch", "loss"], *[[str(epoch), repr(float(epoch))] for epoch in range(12)]]
+    metadata, weights, note = BackupAndRestore.latest_backup(str(tmp_path / "b"))
+    assert metadata["epoch"] == 12 and note is None
+    with np.load(weights) as archive:
+        np.testing.assert_array_equal(archive["v00000"], np.full(model.weights[0].shape, 11, "float32"))
+    # The backups that fell due while the disk was busy were replaced by the newest one in the queue.
+    assert sorted(os.listdir(tmp_path / "b")) == ["training_metadata.json", os.path.basename(weights)]
 
 
 def test_a_backup_holds_the_weights_of_the_moment_it_fell_due_though_written_later(tmp_path):

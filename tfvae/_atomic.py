@@ -32,8 +32,10 @@ import threading
 import uuid
 
 # Queued writes not yet known to be done (called from one thread, the one that trains); a write
-# that failed is raised by the next call.
-MAX_QUEUED_WRITES = 2
+# that failed is raised by the next call. Backups replace each other and history.csv is written
+# once for any number of epochs that end while it waits, so a slow disk never fills the queue:
+# the bound is a guard for other writers.
+MAX_QUEUED_WRITES = 4
 _queue = collections.deque()
 _state = {"executor": None, "error": None}
 _state_lock = threading.Lock()
@@ -178,14 +180,17 @@ def replacing(path):
     _sync_dirs({path.parent})
 
 
-def in_background(write, *args):
+def in_background(write, *args, replaces=None):
     """Queues `write(*args)` to run in tfvae's writer thread, after the writes queued before it.
 
     The caller's thread goes on at once (the write must own its data: a
-    snapshot, not something the caller changes afterwards). At most
-    `MAX_QUEUED_WRITES` writes wait; one more waits for the oldest first. A
-    write that raises drops the writes queued after it (so that, for
-    example, no backup lands after a history.csv that failed), and its
+    snapshot, not something the caller changes afterwards). A write that
+    makes an earlier one pointless (a newer backup) names it in `replaces`:
+    if that one has not started, it is dropped, so a slow disk makes the
+    queue skip stale writes instead of growing or holding up training. At
+    most `MAX_QUEUED_WRITES` writes wait; one more waits for the oldest
+    first. A write that raises drops the writes queued after it (so that,
+    for example, no backup lands after a history.csv that failed), and its
     error is raised by the next `in_background` or `wait_for_writes` call.
     The thread finishes the queue before the interpreter exits; a kill
     loses the writes not done, each whole or absent (they are atomic).
@@ -193,6 +198,11 @@ def in_background(write, *args):
     Args:
         write: a function, usually one that writes files with `replacing`.
         *args: its arguments.
+        replaces: None, or what an earlier call returned: that write is
+            dropped if it has not started (else it runs to its end first).
+
+    Returns:
+        A handle of this write, for `replaces` and `pending`.
 
     Raises:
         OSError (or whatever a queued write raised): the error of an earlier
@@ -208,9 +218,20 @@ def in_background(write, *args):
         if _state["executor"] is None:
             _state["executor"] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvae-writes")
         executor = _state["executor"]
+    if replaces is not None and replaces.cancel():  # False once it runs: it then finishes first
+        _queue.remove(replaces)
+    while _queue and _queue[0].done():
+        _queue.popleft()
     while len(_queue) >= MAX_QUEUED_WRITES:
-        _queue.popleft().result()
-    _queue.append(executor.submit(_run_queued, write, args))
+        _wait(_queue.popleft())
+    handle = executor.submit(_run_queued, write, args)
+    _queue.append(handle)
+    return handle
+
+
+def pending(handle):
+    """Whether the write of `handle` (from `in_background`) is queued and has not started."""
+    return handle is not None and not (handle.running() or handle.done())
 
 
 def wait_for_writes(raise_error=True):
@@ -224,12 +245,17 @@ def wait_for_writes(raise_error=True):
         OSError (or whatever the write raised): if a queued write failed.
     """
     while _queue:
-        _queue[0].result()  # a Ctrl-C here leaves the write queued
+        _wait(_queue[0])  # a Ctrl-C here leaves the write queued
         _queue.popleft()
     if raise_error:
         _raise_failure()
     else:
         _state["error"] = None
+
+
+def _wait(handle):
+    if not handle.cancelled():  # only the training thread cancels, so this cannot change before `result`
+        handle.result()
 
 
 def _run_queued(write, args):
@@ -245,7 +271,7 @@ def _raise_failure():
     if _state["error"] is None:
         return
     while _queue:  # the writes queued after the failed one are being dropped
-        _queue.popleft().result()
+        _wait(_queue.popleft())
     error, _state["error"] = _state["error"], None
     raise error
 

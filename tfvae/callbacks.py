@@ -122,9 +122,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     The variables are read in one compiled call when a backup falls due;
     the files are written by tfvae's writer thread (`tfvae._atomic.in_background`)
     while the next batches train, after the writes queued before them
-    (`HistoryCSV`'s row of the epoch). `on_train_end` and `save_last_epoch` wait
-    until they are on disk; a write's error (a full disk) is raised at the
-    next backup or at the end of training.
+    (`HistoryCSV`'s row of the epoch). A backup still waiting in the queue
+    when the next one falls due is dropped (on a slow disk, training does
+    not wait and the newest state is written). `on_train_end` and
+    `save_last_epoch` wait until they are on disk; a write's error (a full
+    disk) is raised at the next backup or at the end of training.
 
     Keras counts epochs from 0 in every `fit` and learns the epoch only at an
     epoch's end, so a mid-epoch backup written in the first epoch of a resumed
@@ -157,6 +159,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._read = _VariableReader()
         self._due_at_epoch_end = False
         self._unsaved_epoch_end = None  # the epoch whose end the model holds, if no backup holds it
+        self._write = None  # the last backup queued
 
     @staticmethod
     def latest_backup(backup_dir):
@@ -287,7 +290,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         values = self._read(self._variables())
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
                     "weights": f"weights-{self._generation:06d}.npz", "generation": self._generation}
-        _atomic.in_background(self._write_backup, values, metadata)
+        # Queued last (after history.csv's row of this epoch); an older backup still waiting is dropped.
+        self._write = _atomic.in_background(self._write_backup, values, metadata, replaces=self._write)
         self._unsaved_epoch_end = None
 
     def _write_backup(self, values, metadata):
@@ -359,9 +363,11 @@ class HistoryCSV(keras.callbacks.Callback):
 
     The columns are those of `keras.callbacks.CSVLogger`: `epoch`, then the
     logged metrics in sorted order. A kill, a full disk or Ctrl-C leaves the
-    file of the previous epoch, never a cut row. The file is written by
+    file of an earlier epoch, never a cut row. The file is written by
     tfvae's writer thread while the next epoch trains (in order with
-    `BackupAndRestore`'s backups); it is whole on disk when `fit` returns.
+    `BackupAndRestore`'s backups); epochs that end while a write waits in
+    the queue are written by that write, with all their rows, so a slow disk
+    does not make the queue grow. It is whole on disk when `fit` returns.
 
     Args:
         path: the CSV file.
@@ -379,8 +385,11 @@ class HistoryCSV(keras.callbacks.Callback):
         self.append = append
         self._header = None
         self._rows = []
+        self._newest = None  # (header, rows, how many), read by the queued write when it runs
+        self._write = None
 
     def on_train_begin(self, logs=None):
+        _atomic.wait_for_writes()  # an earlier fit's rows, before reading them back
         self._header, self._rows = None, []
         if self.append and os.path.exists(self.path):
             with open(self.path, newline="") as handle:
@@ -394,9 +403,16 @@ class HistoryCSV(keras.callbacks.Callback):
             self._header = ["epoch", *sorted(logs)]
         values = {"epoch": epoch, **logs}
         self._rows.append([_csv_value(values.get(name, "NA")) for name in self._header])
+        # Rows are only appended: the writer reads the first `len` of them when it runs.
+        self._newest = (self._header, self._rows, len(self._rows))
+        if not _atomic.pending(self._write):  # else that write, not yet started, writes these rows
+            self._write = _atomic.in_background(self._write_newest)
+
+    def _write_newest(self):
+        header, rows, count = self._newest
         text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([self._header, *self._rows])
-        _atomic.in_background(_atomic.replace_text, self.path, text.getvalue())
+        csv.writer(text, lineterminator="\n").writerows([header, *rows[:count]])
+        _atomic.replace_text(self.path, text.getvalue())
 
     def on_train_end(self, logs=None):
         _atomic.wait_for_writes()
