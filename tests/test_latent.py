@@ -76,3 +76,26 @@ def test_seeded_reparameterized_sample_is_reproducible_and_has_the_posterior_mom
     np.testing.assert_allclose(z.std(0), [0.25, 0.25], atol=0.01)
     assert reparameterized_sample(q, seed, [3]).shape == (3, n, 2)
     assert reparameterized_sample(q, None, [3]).shape == (3, n, 2)  # stateful: posterior.sample
+
+
+@pytest.mark.parametrize("loc_shape, scale_shape", [((5, 3), (5, 3)), (None, (5, 3)), ((3,), None),
+                                                    ((4, 1, 3), (2, 3)), ((3,), (5, 3))])
+def test_seeded_sample_takes_the_noise_shape_tfp_gives_the_posterior(loc_shape, scale_shape):
+    from tfvae.latent import reparameterized_sample
+
+    rng = np.random.default_rng(0)
+    loc = None if loc_shape is None else tf.constant(rng.normal(size=loc_shape), tf.float32)
+    scale = None if scale_shape is None else tf.constant(rng.uniform(0.5, 2.0, size=scale_shape), tf.float32)
+    seed = tf.constant([7, 1], tf.int32)
+    for sample_shape in ([], [3]):
+        q = tfd.MultivariateNormalDiag(loc, scale)
+        shape = tf.concat([tf.constant(sample_shape, tf.int32), q.batch_shape_tensor(), q.event_shape_tensor()], 0)
+        expected = q.bijector.forward(tf.random.stateless_normal(shape, seed, alg="philox"))
+        np.testing.assert_array_equal(reparameterized_sample(q, seed, sample_shape), expected)
+    # In a step traced for any batch size, as training's.
+    def sample(z_mean):
+        return reparameterized_sample(tfd.MultivariateNormalDiag(z_mean, tf.exp(z_mean)), seed)
+
+    traced = tf.function(sample).get_concrete_function(tf.TensorSpec([None, 3], tf.float32))
+    z_mean = tf.constant(rng.normal(size=(6, 3)), tf.float32)
+    np.testing.assert_array_equal(traced(z_mean), sample(z_mean))
