@@ -219,11 +219,11 @@ def in_background(write, *args, replaces=None):
             _state["executor"] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfvae-writes")
         executor = _state["executor"]
     if replaces is not None and replaces.cancel():  # False once it runs: it then finishes first
-        _queue.remove(replaces)
+        _queue.remove(replaces)  # (a cancelled handle's `result` raises)
     while _queue and _queue[0].done():
         _queue.popleft()
     while len(_queue) >= MAX_QUEUED_WRITES:
-        _wait(_queue.popleft())
+        _queue.popleft().result()
     handle = executor.submit(_run_queued, write, args)
     _queue.append(handle)
     return handle
@@ -245,17 +245,12 @@ def wait_for_writes(raise_error=True):
         OSError (or whatever the write raised): if a queued write failed.
     """
     while _queue:
-        _wait(_queue[0])  # a Ctrl-C here leaves the write queued
+        _queue[0].result()  # a Ctrl-C here leaves the write queued
         _queue.popleft()
     if raise_error:
         _raise_failure()
     else:
         _state["error"] = None
-
-
-def _wait(handle):
-    if not handle.cancelled():  # only the training thread cancels, so this cannot change before `result`
-        handle.result()
 
 
 def _run_queued(write, args):
@@ -271,7 +266,7 @@ def _raise_failure():
     if _state["error"] is None:
         return
     while _queue:  # the writes queued after the failed one are being dropped
-        _wait(_queue.popleft())
+        _queue.popleft().result()
     error, _state["error"] = _state["error"], None
     raise error
 
