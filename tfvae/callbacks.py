@@ -5,7 +5,7 @@ last weights that gave a finite one (`keras.callbacks.TerminateOnNaN` stops
 but leaves the broken weights in the model). `BackupAndRestore` is Keras'
 callback of that name whose backups appear whole or not at all, in two
 generations, with the right epoch after a resume. `HistoryCSV` is Keras'
-`CSVLogger` whose file is rewritten whole at every epoch end.
+`CSVLogger` whose file is rewritten whole after each epoch end.
 `StopOnInterrupt` turns Ctrl-C into a stop at the next epoch end, with a
 backup.
 """
@@ -359,7 +359,7 @@ def _sha256(path):
 
 
 class HistoryCSV(keras.callbacks.Callback):
-    """Per-epoch metrics in a CSV file rewritten whole (temporary sibling, flush, rename) at every epoch end.
+    """Per-epoch metrics in a CSV file rewritten whole (temporary sibling, flush, rename) after each epoch end.
 
     The columns are those of `keras.callbacks.CSVLogger`: `epoch`, then the
     logged metrics in sorted order. A kill, a full disk or Ctrl-C leaves the
