@@ -35,10 +35,6 @@ DEFAULTS = dict(
     learning_rate=1e-3,
     seed=0,
 )
-#: Batch size of the per-epoch validation on the test split. Each image gets one draw of z at any
-#: batch size, so the validation metrics estimate the same thing as at the training batch size, in
-#: fewer steps: on digits (360 test images) one step an epoch instead of six (docs/training.md).
-VALIDATION_BATCH_SIZE = 1024
 
 
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
@@ -156,8 +152,7 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     try:
         history = model.fit(
             x_train, labels_train, epochs=options["epochs"], batch_size=batch_size,
-            validation_data=(x_test, labels_test), validation_batch_size=max(batch_size, VALIDATION_BATCH_SIZE),
-            verbose=verbose, callbacks=[stop, *resumables, *callbacks],
+            validation_data=(x_test, labels_test), verbose=verbose, callbacks=[stop, *resumables, *callbacks],
         )
     except KeyboardInterrupt:  # a second Ctrl-C: keep every finished epoch
         backup.save_last_epoch()
