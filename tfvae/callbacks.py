@@ -385,8 +385,7 @@ class HistoryCSV(keras.callbacks.Callback):
         self.append = append
         self._header = None
         self._rows = []
-        self._newest = None  # (header, rows, how many), read by the queued write when it runs
-        self._write = None
+        self._write = None  # the last write queued
 
     def on_train_begin(self, logs=None):
         _atomic.wait_for_writes()  # an earlier fit's rows, before reading them back
@@ -403,15 +402,13 @@ class HistoryCSV(keras.callbacks.Callback):
             self._header = ["epoch", *sorted(logs)]
         values = {"epoch": epoch, **logs}
         self._rows.append([_csv_value(values.get(name, "NA")) for name in self._header])
-        # Rows are only appended: the writer reads the first `len` of them when it runs.
-        self._newest = (self._header, self._rows, len(self._rows))
-        if not _atomic.pending(self._write):  # else that write, not yet started, writes these rows
-            self._write = _atomic.in_background(self._write_newest)
+        if not _atomic.pending(self._write):  # else that write, not yet started, writes this row too
+            self._write = _atomic.in_background(self._write_rows)
 
-    def _write_newest(self):
-        header, rows, count = self._newest
+    def _write_rows(self):
+        # Every row so far, read when the write runs (rows are only appended while `fit` runs).
         text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([header, *rows[:count]])
+        csv.writer(text, lineterminator="\n").writerows([self._header, *self._rows])
         _atomic.replace_text(self.path, text.getvalue())
 
     def on_train_end(self, logs=None):
