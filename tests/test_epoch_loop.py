@@ -1,5 +1,6 @@
 """The whole-epoch training function behind `VAE.fit` (tfvae/epoch_loop.py)."""
 
+import math
 import pathlib
 import threading
 import time
@@ -426,3 +427,25 @@ def test_the_epoch_logs_are_the_metrics_at_the_end_of_each_epoch_and_later_reads
             assert history.history[name][epoch] == pytest.approx(at_batch_end[epoch][name], rel=1e-6)
             assert metrics[name] == pytest.approx(logs[f"val_{name}"], rel=1e-6)  # the validation's values
     assert history.history["loss"][0] != pytest.approx(history.history["loss"][2], rel=1e-3)
+
+
+def test_the_epoch_call_resets_the_metrics_and_a_read_before_it_sees_zeros(digits):
+    # Keras resets the metrics before each epoch; the epoch loop leaves that to the epoch's own
+    # compiled call (no call of its own), unless something reads the metrics first.
+    (x_train, _), _ = digits
+    model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+    model.compile(optimizer="adam", jit_compile=False)
+    model.fit(x_train[:96], epochs=3, batch_size=32, verbose=0)
+    assert "reset_metrics" not in model._epoch_functions
+    at_epoch_begin = []
+
+    class Reads(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            at_epoch_begin.append(self.model.get_metrics_result())
+
+    history = model.fit(x_train[:96], epochs=3, batch_size=32, verbose=0, callbacks=[Reads()])
+    assert [set(read.values()) for read in at_epoch_begin] == [{0.0}] * 3
+    losses = history.history["loss"]
+    assert all(math.isfinite(loss) and loss > 0 for loss in losses) and losses[0] != losses[2]
+    after = {name: float(value) for name, value in model.get_metrics_result().items()}
+    assert after == pytest.approx({name: history.history[name][-1] for name in ("loss", "reconstruction", "kl")})

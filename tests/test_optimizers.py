@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tfvae.optimizers import Adam
+from tfvae.optimizers import FUSED_MIN_SIZE, Adam
 
 
 def _trained(optimizer, x, **fit):
@@ -55,6 +55,37 @@ def test_the_step_computes_the_bias_correction_once():
 
     assert pow_ops(keras.optimizers.Adam()) == 10  # beta_1**t and beta_2**t for each of the 5 variables
     assert pow_ops(Adam()) == 2
+
+
+def test_a_large_variable_takes_tensorflows_fused_kernel_and_keras_updates():
+    # One variable of FUSED_MIN_SIZE elements, one just below: ten steps of the same random gradients
+    # with this Adam and Keras'. The large one is updated by one ResourceApplyAdam, which computes
+    # 1 - beta_2 from float32's 0.999 (1.3e-5 relative off Keras' 0.001); the small one by Keras' ops.
+    rng = np.random.default_rng(0)
+    shapes = [(FUSED_MIN_SIZE // 256, 256), (FUSED_MIN_SIZE - 1,)]
+    initial = [rng.normal(size=shape).astype("float32") for shape in shapes]
+    gradients = [[rng.normal(size=shape).astype("float32") for shape in shapes] for _ in range(10)]
+
+    def trained(optimizer):
+        variables = [keras.Variable(value) for value in initial]
+        optimizer.build(variables)
+        step = tf.function(lambda grads: optimizer.apply(grads, variables))
+        for grads in gradients:
+            step([tf.constant(g) for g in grads])
+        graph = step.get_concrete_function([tf.TensorSpec(shape) for shape in shapes]).graph
+        states = [[v.numpy(), m.numpy(), u.numpy()] for v, m, u in
+                  zip(variables, optimizer._momentums, optimizer._velocities)]
+        return states, [op.type for op in graph.get_operations()]
+
+    ours, our_ops = trained(Adam(1e-3))
+    theirs, their_ops = trained(keras.optimizers.Adam(1e-3))
+    assert our_ops.count("ResourceApplyAdam") == 1 and "ResourceApplyAdam" not in their_ops
+    for mine, reference in zip(ours[1], theirs[1]):  # below the size: Keras' ops, bit for bit
+        np.testing.assert_array_equal(mine, reference)
+    weights, momentum, velocity = (np.abs(a - b) for a, b in zip(ours[0], theirs[0]))
+    assert weights.max() < 1e-6 and momentum.max() < 1e-6  # steps of ~1e-3 each
+    np.testing.assert_allclose(ours[0][2], theirs[0][2], rtol=2e-5)
+    assert not np.array_equal(ours[0][0], theirs[0][0])  # the kernel did run
 
 
 def test_it_is_saved_and_loaded_with_the_model(tmp_path, digits):
