@@ -88,6 +88,40 @@ def test_a_large_variable_takes_tensorflows_fused_kernel_and_keras_updates():
     assert not np.array_equal(ours[0][0], theirs[0][0])  # the kernel did run
 
 
+MIRRORED_LARGE_VARIABLE = """
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from tfvae.optimizers import FUSED_MIN_SIZE, Adam
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(64, 256)).astype("float32"), rng.normal(size=(64, 256)).astype("float32")
+weights = []
+for optimizer_class in (Adam, keras.optimizers.Adam):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(256)])  # a 65,536-element kernel
+        model.compile(optimizer=optimizer_class(1e-3), loss="mse")
+    assert model.layers[0].kernel.shape.num_elements() >= FUSED_MIN_SIZE
+    model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    weights.append(model.get_weights())
+print("same" if all(np.array_equal(a, b) for a, b in zip(*weights)) else "different")
+"""
+
+def test_under_a_distribution_strategy_large_variables_keep_keras_ops():
+    # Under a tf.distribute strategy every variable keeps Keras' ops, bit for bit (the fused kernel is
+    # left to one device): MirroredStrategy on two logical CPUs, set before TensorFlow starts, so in a
+    # child process.
+    done = subprocess.run([sys.executable, "-c", MIRRORED_LARGE_VARIABLE], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["same"]
+
+
 def test_it_is_saved_and_loaded_with_the_model(tmp_path, digits):
     x = digits[0][0][:64]
     model = _trained(Adam(3e-3, beta_1=0.8), x, epochs=1, batch_size=32)

@@ -99,7 +99,11 @@ class Adam(keras.optimizers.Adam):
         self.assign_sub(variable, ops.divide(ops.multiply(m, step.alpha), ops.add(ops.sqrt(v), self.epsilon)))
 
     def _fused(self, gradient, variable):
-        """Whether `variable` takes TensorFlow's fused Adam kernel (see `FUSED_MIN_SIZE`)."""
+        """Whether `variable` takes TensorFlow's fused Adam kernel (see `FUSED_MIN_SIZE`).
+
+        Not under a `tf.distribute` strategy: Keras' ops keep its replicas'
+        updates Keras' own (tests/test_optimizers.py checks them bit for bit).
+        """
         size = variable.shape.num_elements()
         return (size is not None and size >= FUSED_MIN_SIZE and not self.amsgrad
                 and not isinstance(gradient, tf.IndexedSlices) and not tf.distribute.has_strategy())
