@@ -28,6 +28,8 @@ same weights bit for bit. The fused kernel computes `1 - beta_1` and
 with Keras' to float32 rounding (the same test checks them to 1e-6).
 """
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -104,8 +106,8 @@ class Adam(keras.optimizers.Adam):
         Not under a `tf.distribute` strategy: Keras' ops keep its replicas'
         updates Keras' own (tests/test_optimizers.py checks them bit for bit).
         """
-        size = variable.shape.num_elements()
-        return (size is not None and size >= FUSED_MIN_SIZE and not self.amsgrad
+        shape = tuple(variable.shape)  # a tf.Variable's TensorShape or a keras.Variable's tuple
+        return (None not in shape and math.prod(shape) >= FUSED_MIN_SIZE and not self.amsgrad
                 and not isinstance(gradient, tf.IndexedSlices) and not tf.distribute.has_strategy())
 
 
