@@ -112,6 +112,7 @@ for optimizer_class in (Adam, keras.optimizers.Adam):
 print("same" if all(np.array_equal(a, b) for a, b in zip(*weights)) else "different")
 """
 
+
 def test_under_a_distribution_strategy_large_variables_keep_keras_ops():
     # Under a tf.distribute strategy every variable keeps Keras' ops, bit for bit (the fused kernel is
     # left to one device): MirroredStrategy on two logical CPUs, set before TensorFlow starts, so in a
