@@ -8,8 +8,8 @@ docs/benchmarks.png, the command and the date.
 
 The reference compiles with ``keras.optimizers.Adam(1e-3)``, as the Keras
 example does; tfvae with its default ``compile()``, which is Adam at 1e-3 too
-(``tfvae.optimizers.Adam``: Keras' Adam updates, bit for bit below 65,536
-elements a variable, a smaller step graph); (a) also runs tfvae's default path compiled with
+(``tfvae.optimizers.Adam``: Keras' Adam updates, bit for bit below
+``tfvae.optimizers.FUSED_MIN_SIZE`` elements a variable, a smaller step graph); (a) also runs tfvae's default path compiled with
 ``keras.optimizers.Adam(1e-3)``. Both train with ``fit(x, epochs,
 batch_size)``. The throughput table's cases each run in a
 fresh child process (``in_fresh_process``: the reference's Keras loop slows
@@ -681,8 +681,8 @@ def format_report(results, command):
         "is the official Keras VAE example's pattern (`bench/keras_example_vae.py`) with the same",
         "bodies, compiled with `keras.optimizers.Adam(1e-3)` as the example is; tfvae with its default",
         "`compile()`, which is Adam at 1e-3 too (`tfvae.optimizers.Adam`: Keras' Adam updates, bit for bit",
-        "below 65,536 elements a variable, a smaller step graph). Both train with `fit(x, epochs,",
-        "batch_size)`, alternating in one process, medians of several repeats. Absolute numbers move",
+        f"below {tfvae.optimizers.FUSED_MIN_SIZE:,} elements a variable, a smaller step graph). Both train with",
+        "`fit(x, epochs, batch_size)`, alternating in one process, medians of several repeats. Absolute numbers move",
         "between runs (the machine may be shared with other jobs); the ratios within a table are the",
         "result.",
         "",

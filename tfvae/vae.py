@@ -329,9 +329,10 @@ class VAE(EpochLoop, keras.Model):
             optimizer: a Keras optimizer, or its name. None (the default)
                 gives `tfvae.optimizers.Adam(1e-3)`: the optimizer and rate of
                 the Keras VAE example, with Keras' Adam updates (bit for
-                bit below 65,536 elements a variable, to about 1e-6 above,
-                in one fused op) and a smaller step graph (faster
-                on CPUs, see `tfvae.optimizers`). Keras' own default is `"rmsprop"`.
+                bit below `tfvae.optimizers.FUSED_MIN_SIZE` elements a
+                variable, to about 1e-6 above, in one fused op) and a
+                smaller step graph (faster on CPUs, see `tfvae.optimizers`).
+                Keras' own default is `"rmsprop"`.
             *args, **kwargs: the other arguments of `keras.Model.compile`. The loss
                 is the VAE's own; `jit_compile` defaults to `"auto"` (see
                 `fit`).
