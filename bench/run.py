@@ -9,7 +9,8 @@ docs/benchmarks.png, the command and the date.
 The reference compiles with ``keras.optimizers.Adam(1e-3)``, as the Keras
 example does; tfvae with its default ``compile()``, which is Adam at 1e-3 too
 (``tfvae.optimizers.Adam``: Keras' Adam updates, bit for bit below
-``tfvae.optimizers.FUSED_MIN_SIZE`` elements a variable, a smaller step graph); (a) also runs tfvae's default path compiled with
+``tfvae.optimizers.FUSED_MIN_SIZE`` elements a variable, a smaller step
+graph); (a) also runs tfvae's default path compiled with
 ``keras.optimizers.Adam(1e-3)``. Both train with ``fit(x, epochs,
 batch_size)``. The throughput table's cases each run in a
 fresh child process (``in_fresh_process``: the reference's Keras loop slows
