@@ -100,6 +100,18 @@ def test_terminate_on_non_finite_stops_and_restores_the_last_good_weights():
     assert _finite(model)
 
 
+def test_terminate_on_non_finite_with_its_defaults_prints_and_stops(capsys):
+    # The default path (verbose=True) as a user calls it, on arrays with an exploding learning rate.
+    x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
+    model = tfvae.mlp_vae(6, (4,), 2)
+    model.compile(optimizer=keras.optimizers.SGD(1e6))
+    stop = TerminateOnNonFinite()
+    model.fit(x, epochs=3, batch_size=16, verbose=0, callbacks=[stop])
+    assert stop.message is not None and "the loss is not finite" in stop.message
+    assert stop.message in capsys.readouterr().out
+    assert _finite(model)
+
+
 def test_keras_terminate_on_nan_alone_leaves_nan_weights():
     # Why tfvae has its own callback: Keras' stops too, but keeps the broken weights.
     model = tfvae.mlp_vae(6, (4,), 2)

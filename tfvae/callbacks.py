@@ -99,7 +99,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
             "Lower the learning rate or scale the data (a tf.data pipeline is not checked for NaN)."
         )
         if self.verbose:
-            keras.utils.io_utils.print_msg(self.message)
+            print(self.message)
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
