@@ -40,6 +40,8 @@ setup(
             "ipykernel>=6.29",
             "tensorboard>=2.16",
         ],
+        # bench/peers.py's JAX peers; PyTorch is left to the user (PyPI's default wheel is a CUDA build).
+        "bench": ["jax>=0.4.30", "flax>=0.10", "optax>=0.2"],
     },
     entry_points={
         "console_scripts": [
