@@ -50,6 +50,17 @@ TFLITE_METADATA_NAME = "tfvae"
 #: The false-positive rates at which score thresholds are computed.
 FALSE_POSITIVE_RATES = (0.01, 0.05)
 
+#: `runtime_note` of a file holding several signatures (one subgraph each).
+SIGNATURE_RUNNER_NOTE = (
+    "several signatures, one subgraph each: run it with a signature-aware runtime (LiteRT/TensorFlow Lite "
+    "signature runner, Java runSignature); a runtime that runs the first subgraph only runs subgraph_0's "
+    "signature, not the one you want: use the single-signature files instead"
+)
+#: `runtime_note` of a single-signature file.
+PLAIN_TENSOR_NOTE = (
+    "one subgraph: a runtime without signatures reads it by tensor index or name; input tensor 0 and "
+    "output tensor 0 are subgraph_0's first input and output (the primary output), named as in the signature"
+)
 #: What every input and output means; copied into the metadata.
 TENSOR_DOCS = {
     "x": "raw features, one example per row, as the model's training data was read (the graph applies "
@@ -161,11 +172,16 @@ def build(model, artifact, signatures, versions, **options):
     Returns:
         A JSON-serializable dict (see the module docstring).
     """
+    runtime = {}
+    if artifact == "tflite":
+        runtime = {"signature_runner_required": len(signatures) > 1,
+                   "runtime_note": SIGNATURE_RUNNER_NOTE if len(signatures) > 1 else PLAIN_TENSOR_NOTE}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "artifact": artifact,
         **options,
+        **runtime,
         **versions,
         "model": model_info(model),
         "input": "raw: " + "; ".join(preprocessing_steps(model.preprocessing)),
