@@ -25,7 +25,7 @@ that the page equals the renderer's output. To regenerate the page:
 
     tfvae train --data digits && tfvae-export all runs/digits
     cp runs/digits/export/files.json docs/phone_files.json
-    python -m export.describe docs/phone_files.json > docs/phone.md
+    python -m export.describe docs/phone_files.json docs/phone.md
 """
 
 import collections
@@ -119,6 +119,7 @@ def describe_file(path):
         "min_runtime_version": _metadata_text(model, "min_runtime_version"),
         "tflm": tflm_support(operators),
         "gpu_delegate": gpu_support(content),
+        "probes": probes(interpreter, info) if "score" in interpreter.get_signature_list() else None,
         "score_thresholds": (info.get("score_thresholds") or {}).get("by_false_positive_rate"),
         "thresholds_computed_on": (info.get("score_thresholds") or {}).get("computed_on"),
     }
@@ -172,6 +173,43 @@ def raw_input(model_info):
             float(np.max(offset + threshold * divisor)) if threshold is not None else None
         ),
     }
+
+
+def probes(interpreter, info):
+    """What the file's `score` gives for inputs a phone may send by mistake, beside a blank example.
+
+    Each probe is one row: every feature at the low end of the raw range (a
+    blank image), or that row with its first feature NaN, below the range,
+    at its top or above it, or every feature 1 (data pre-scaled to 0..1)
+    or at the top of the range (a full image).
+
+    Returns:
+        `[{"input": words, "score": float or None, "flagged": bool or None}]`,
+        flagged at the file's threshold for a false-positive rate of 1%
+        (None without thresholds); None for a model with no recorded range.
+    """
+    raw = raw_input(info["model"])
+    if raw["range"] is None:
+        return None
+    low, high = raw["range"]
+    threshold = ((info.get("score_thresholds") or {}).get("by_false_positive_rate") or {}).get("0.01")
+    blank = np.full([1, *info["model"]["event_shape"]], low, np.float32)
+    rows = [("every feature at the raw minimum (a blank image)", blank)]
+    for words, value in (("NaN", np.nan), ("below the raw minimum", low - 1.0), ("at the raw maximum", high),
+                         ("above the raw maximum", high + 1.0)):
+        row = blank.copy()
+        row.reshape(-1)[0] = value
+        rows.append((f"the blank image with its first feature {words}", row))
+    rows += [("every feature 1 (data pre-scaled to 0..1)", np.ones_like(blank)),
+             ("every feature at the raw maximum (a full image)", np.full_like(blank, high))]
+    runner = interpreter.get_signature_runner("score")
+    result = []
+    for words, row in rows:
+        score = float(runner(x=row)["score"][0])
+        finite = bool(np.isfinite(score))
+        result.append({"input": words, "score": score if finite else None,
+                       "flagged": None if threshold is None else bool(finite and score > threshold)})
+    return result
 
 
 def tflm_support(operators):
@@ -332,10 +370,27 @@ def _file_section(row):
         micro += f" Micro runs subgraph 0 (`{sub.get('signature')}`) only."
     lines += ["", f"`min_runtime_version`: {row['min_runtime_version']}. TensorFlow Lite Micro: "
               f"{micro} GPU delegate: {_gpu_text(row['gpu_delegate'])}"]
+    if row["probes"]:
+        lines += ["", "What `score` gives for inputs sent by mistake (one row each):", ""] + _probe_table(row)
     if row["score_thresholds"]:
         rates = ", ".join(f"{value:.4g} at a false-positive rate of {float(rate):.0%}"
                           for rate, value in row["score_thresholds"].items())
         lines += ["", f"Score thresholds (nats): {rates}; computed on {row['thresholds_computed_on']}."]
+    return lines
+
+
+def _probe_table(row):
+    threshold = (row["score_thresholds"] or {}).get("0.01")
+    blank, at_maximum = row["probes"][0]["score"], row["probes"][3]["score"]
+    lines = ["| input | score (nats) | scores as | flagged at the 1% threshold"
+             + (f" ({threshold:.4g})" if threshold else "") + " |", "|---|---:|---|---|"]
+    for index, probe in enumerate(row["probes"]):
+        score = "NaN" if probe["score"] is None else f"{probe['score']:.4g}"
+        same = ("" if index in (0, 3, 6) else "the blank image: read as background"
+                if probe["score"] == blank else "the first feature at the maximum: read as ink"
+                if probe["score"] == at_maximum else "neither")
+        flagged = {True: "yes", False: "no", None: "no threshold"}[probe["flagged"]]
+        lines.append(f"| {probe['input']} | {score} | {same} | {flagged} |")
     return lines
 
 
@@ -375,3 +430,222 @@ def _dims(dims):
 
 def _number(value):
     return f"{value:g}"
+
+
+# ------------------------------------------------------------------ docs/phone.md
+
+#: How docs/phone.md is made; printed at its top.
+REGENERATE = ("tfvae train --data digits && tfvae-export all runs/digits && "
+              "cp runs/digits/export/files.json docs/phone_files.json && "
+              "python -m export.describe docs/phone_files.json docs/phone.md")
+
+
+def phone_doc(result):
+    """docs/phone.md: fixed text around the example export's table `result` and the metadata schema."""
+    rows = {row["file"]: row for row in result["files"]}
+    single = [row for row in result["files"] if not row["signature_runner_required"]]
+    multi = [row for row in result["files"] if row["signature_runner_required"]]
+    example = next((row for row in result["files"] if row["raw_input"]), None)
+    lines = [
+        "# The phone side: raw pixels in, score and threshold out",
+        "",
+        "<!-- Generated by export.describe.phone_doc from docs/phone_files.json, the files.json of a",
+        f"default digits export: do not edit. To regenerate: {REGENERATE} -->",
+        "",
+        "Every export folder describes itself: `tfvae-export all RUN` (and each `export.tflite` call) "
+        "writes `FILES.md` and `files.json` beside the files, generated from the files themselves. "
+        "The tables below are that description for `tfvae train --data digits && tfvae-export all "
+        "runs/digits` with the defaults; sizes, thresholds and scores change with every training run, "
+        "so read your own folder's `FILES.md`.",
+        "",
+        "## Which file",
+        "",
+    ]
+    lines += _overview(result["files"])
+    lines += [
+        "",
+        "A runtime with signature support (LiteRT / TensorFlow Lite's signature runner, Java "
+        "`runSignature`) takes any file. A runtime without it (the C API, TensorFlow Lite Micro, "
+        "engines and plugins that load the first subgraph) needs a single-signature file: "
+        + ", ".join(f"`{row['file']}`" for row in single) + ".",
+    ]
+    for row in multi:
+        sub = row["subgraph_0"] or {}
+        lines += ["", f"`{row['file']}` holds {row['subgraphs']} subgraphs, one per signature, and says so in its "
+                  "metadata (`signature_runner_required: true`): a runtime that runs the first subgraph only runs "
+                  f"`{sub.get('signature')}` (`{', '.join(sub.get('inputs', []))}` -> "
+                  f"`{', '.join(sub.get('outputs', []))}`), whatever you meant."]
+    lines += ["", "## Reading a file without signatures", "",
+              "In each single-signature file, input tensor 0 is the input and output tensor 0 the primary "
+              "output; every tensor is named as in the signature, so `get_output_details()` (Python), "
+              "`TfLiteInterpreterGetOutputTensor(interpreter, 0)` and `TfLiteTensorName` (C) or "
+              "`interpreter.output(0)` (Micro) find them by position or name:", ""]
+    lines += ["| file | tensor | position | name | dtype | shape | resizable dims |", "|---|---|---:|---|---|---|---|"]
+    for row in single:
+        for side in ("inputs", "outputs"):
+            for tensor in row[side]:
+                lines.append(f"| `{row['file']}` | {side[:-1]} | {tensor['position']} | `{tensor['name']}` | "
+                             f"{tensor['dtype']} | {_shape(tensor['shape'])} | {_dims(tensor['resizable_dims'])} |")
+    if example:
+        raw = example["raw_input"]
+        lines += ["", "## The raw input", "",
+                  f"`x` is float32 of shape {_shape(raw['shape'])}, {raw['layout']}: for an 8x8 digit, "
+                  "`x[0, 8 * row + column]` is the pixel at that row and column. Send the values as the "
+                  f"scanner gives them, {_number(raw['range'][0])} to {_number(raw['range'][1])}: the graph "
+                  "scales them itself"
+                  + (f" and binarizes them (a raw value above {_number(raw['binarized_above_raw'])} is ink, "
+                     "anything else background)" if raw["binarized_above_raw"] is not None else "") + ". "
+                  "The same numbers are in the metadata, `model.preprocessing` (see below)."]
+    lines += ["", "## A batch of more than one row", "",
+              "Tensors are allocated at batch 1 (shape signature -1, shape 1). To send n rows with the plain "
+              "tensor API, resize the input and allocate again before `set_tensor`; otherwise it fails with "
+              "\"Dimension mismatch. Got n but expected 1\". Only Python's signature runner resizes by itself. "
+              "TensorFlow Lite Micro cannot resize: it runs batch 1.", "",
+              "```python",
+              "from ai_edge_litert.interpreter import Interpreter",
+              "",
+              "interpreter = Interpreter(model_path=\"score_int8.tflite\")",
+              "x = interpreter.get_input_details()[0]",
+              "interpreter.resize_tensor_input(x[\"index\"], pixels.shape)   # pixels: float32 (n, 64), raw",
+              "interpreter.allocate_tensors()",
+              "interpreter.set_tensor(x[\"index\"], pixels)",
+              "interpreter.invoke()",
+              "scores = interpreter.get_tensor(interpreter.get_output_details()[0][\"index\"])   # (n,)",
+              "```",
+              "", "In C: `TfLiteInterpreterResizeInputTensor(interpreter, 0, dims, 2)` then "
+              "`TfLiteInterpreterAllocateTensors(interpreter)`; in Java: `interpreter.resizeInput(0, new int[] {n, 64})`.",
+              "", "## Threads", "",
+              "An interpreter (and its signature runner) is not thread-safe: it owns its tensors, and two threads "
+              "invoking one interpreter overwrite each other's input. Create one interpreter per thread (each "
+              "loads the same file; the weights are read-only).",
+              "", "## Inputs a phone will get", "",
+              "Wrong shapes are refused, with messages that do not say much: 63 values, or an 8x8 array instead "
+              "of a row of 64, make `set_tensor` fail with \"Cannot set tensor: Dimension mismatch\" and the "
+              "Python signature runner fail with \"XNNPack delegate failed to reshape\". A float64 array is "
+              "refused (\"Got value of type FLOAT64 but expected type FLOAT32\"). Reshape an image to "
+              "(1, 64), row by row, as float32.", "",
+              "Wrong values are not refused: each file computes a score for them. What the score files give "
+              "(one row each):"]
+    for name in ("score.tflite", "score_int8.tflite"):
+        if name in rows and rows[name]["probes"]:
+            lines += ["", f"`{name}`:", ""] + _probe_table(rows[name])
+    if example and example["raw_input"]["binarized_above_raw"] is not None:
+        cut = _number(example["raw_input"]["binarized_above_raw"])
+        lines += ["", f"Since the graph binarizes at a raw {cut}, digits pre-scaled to 0..1 are all background "
+                  f"(a blank image, whatever the digit), and pixels in 0..255 are ink wherever they exceed {cut}: "
+                  "scale neither, send the raw range above."]
+    lines += ["", "## With a signature runner", "",
+              "```python",
+              "import numpy as np",
+              "from ai_edge_litert.interpreter import Interpreter",
+              "",
+              "interpreter = Interpreter(model_path=\"vae_int8.tflite\")   # one per thread",
+              "score = interpreter.get_signature_runner(\"score\")",
+              "pixels = np.asarray(raw_image, np.float32).reshape(1, 64)   # 8x8 digit, row by row, raw values",
+              "value = score(x=pixels)[\"score\"][0]                          # negative ELBO in nats",
+              "is_anomaly = value > threshold   # a threshold from the file's metadata (below)",
+              "```", "",
+              "The runner resizes for any batch. On Android (LiteRT Java API): "
+              "`interpreter.runSignature(mapOf(\"x\" to pixels), mapOf(\"score\" to out), \"score\")` with "
+              "`pixels` a `FloatArray` of the raw values, row by row. The other signatures: "
+              "`encode(x) -> z_mean, z_log_sigma`, `reconstruct(x) -> x_mean`, `decode(z) -> x_mean`, "
+              "`sample(epsilon) -> x_mean` (epsilon drawn by the app from N(0, I)). "
+              "`notebooks/digits_to_edge.ipynb` walks through training, export and scoring."]
+    lines += ["", "## Runtimes and delegates", "",
+              "Per file, from its ops and tensor types:", "",
+              "| file | min_runtime_version | TensorFlow Lite Micro | GPU delegate |", "|---|---|---|---|"]
+    for row in result["files"]:
+        micro = _tflm_text(row["tflm"])
+        if row["signature_runner_required"]:
+            micro += f" Micro runs subgraph 0 (`{(row['subgraph_0'] or {}).get('signature')}`) only."
+        lines.append(f"| `{row['file']}` | {row['min_runtime_version']} | {micro} | {_gpu_text(row['gpu_delegate'])} |")
+    lines += ["",
+              "`min_runtime_version` is what the converter stored in the file (the metadata entry of that name): "
+              "the oldest TensorFlow Lite runtime whose kernels have every op version the file uses. "
+              "TensorFlow Lite Micro's column comes from its kernels' sources: each op's kernel in "
+              f"[tensorflow/tflite-micro]({TFLM_SOURCE}) checks the type of its input, and the table "
+              "`export.describe.TFLM_KERNELS` records what each accepts. The GPU column is TensorFlow's own "
+              "checker (`tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`): it says the "
+              "delegate accepts the ops, not that it is faster for a model this small."]
+    lines += _metadata_section(rows)
+    return "\n".join(lines) + "\n"
+
+
+def _metadata_section(rows):
+    schema = metadata.schema()
+    lines = ["", "## The metadata, from any language", "",
+             "Each file carries its metadata as the buffer named `tfvae` in the TensorFlow Lite schema's "
+             "`Model.metadata` list (UTF-8 JSON): any flatbuffer reader of the schema finds it "
+             "(`Model.metadata[i].name == \"tfvae\"` -> `Model.buffers[buffer].data`). Its specification is the "
+             "JSON schema `export/metadata_schema.json`, shipped with the package "
+             "(`export.metadata.schema()`).", "",
+             f"**The promise of `format_version` {schema['properties']['format_version']['const']}:** "
+             + _capitalized(schema["description"].split("Stability promise: ", 1)[-1].split(" Units:")[0]), "",
+             "Units: " + schema["description"].split(" Units: ", 1)[-1], "",
+             "| key | type | unit | meaning |", "|---|---|---|---|"]
+    for key, spec in _schema_keys(schema):
+        lines.append(f"| `{key}` | {_schema_type(spec)} | {spec.get('unit', '')} | "
+                     f"{spec.get('description', '').replace('|', '/')} |")
+    lines += ["", "A reader in C++ is in `export/reader/`: `tflite_metadata.fbs` declares the three tables of "
+              "TensorFlow Lite's schema that it needs (with that schema's field ids), `flatc` generates the "
+              "reader, and flatbuffers' JSON parser reads the buffer. On Debian or Ubuntu:", "",
+              "```sh",
+              "apt-get install flatbuffers-compiler libflatbuffers-dev g++",
+              "sh export/reader/build.sh build && build/read_metadata runs/digits/export/vae_int8.tflite",
+              "```", "",
+              "It prints `format_version`, whether a signature runner is required, the preprocessing and the "
+              "thresholds, one `key value` line each, then the JSON; a test checks that its output equals what "
+              "Python's `export.metadata.read` returns."]
+    with_thresholds = [row for row in rows.values() if row["score_thresholds"]]
+    if with_thresholds:
+        row = rows.get("vae_int8.tflite", with_thresholds[0])
+        rates = ", ".join(f"{value:.4g} nats at {float(rate):.0%}" for rate, value in row["score_thresholds"].items())
+        lines += ["", f"In the example, `{row['file']}` stores the thresholds {rates} (computed on "
+                  f"{row['thresholds_computed_on']}): flag an input when its score is above one. They move with "
+                  "every training run: read them from the file."]
+    return lines
+
+
+def _schema_keys(schema, prefix=""):
+    for key, spec in schema["properties"].items():
+        yield prefix + key, spec
+        if key in ("model", "preprocessing", "subgraph_0"):
+            yield from _schema_keys(spec, prefix + key + ".")
+        elif key == "score_thresholds":
+            yield from _schema_keys(next(option for option in spec["oneOf"] if "properties" in option),
+                                    prefix + key + ".")
+        elif key == "by_false_positive_rate":
+            (pattern, rate), = spec["patternProperties"].items()
+            yield prefix + key + '."0.01"', {**rate, "description": "The threshold at that false-positive rate; "
+                                              f"the key is a string matching {pattern} (\"0.01\", \"0.05\")."}
+        elif key == "signatures":
+            yield from _schema_keys(metadata.schema()["$defs"]["tensor"], prefix + key + ".SIGNATURE.inputs.NAME.")
+
+
+def _capitalized(text):
+    return text[:1].upper() + text[1:]
+
+
+def _schema_type(spec):
+    if "const" in spec:
+        return f"`{json.dumps(spec['const'])}`"
+    if "enum" in spec:
+        return " / ".join(f"`{json.dumps(value)}`" for value in spec["enum"])
+    kinds = spec.get("type") or [option.get("type") for option in spec.get("oneOf", [])]
+    return " or ".join(kinds) if isinstance(kinds, list) else kinds
+
+
+def main(argv=None):
+    """`python -m export.describe TABLE.json OUT.md`: renders docs/phone.md from a files.json."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m export.describe FILES.json PHONE.md", file=sys.stderr)
+        return 2
+    with open(args[0]) as handle:
+        result = json.load(handle)
+    pathlib.Path(args[1]).write_text(phone_doc(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
