@@ -49,6 +49,8 @@ TABLE_VERSION = 1
 TFLM_KERNELS = {
     "ABS": (0, ("float32", "int8", "int16"), "elementwise.cc"),
     "ADD": (0, ("float32", "int32", "int8", "int16"), "add.cc"),
+    "CONCATENATION": (0, ("float32", "int32", "int8", "int64"), "concatenation.cc"),
+    "CONV_2D": (0, ("float32", "int8", "int16"), "conv.cc"),
     "DEQUANTIZE": (0, ("int8", "int16", "uint8"), "dequantize_common.cc"),
     "EQUAL": (0, ("bool", "float32", "int32", "int64", "int8"), "comparisons.cc"),
     "EXP": (0, ("float32",), "exp.cc"),
@@ -68,6 +70,8 @@ TFLM_KERNELS = {
     "NEG": (0, ("float32",), "neg.cc"),
     "NOT_EQUAL": (0, ("bool", "float32", "int32", "int64", "int8"), "comparisons.cc"),
     "QUANTIZE": (0, ("float32", "int32", "int16", "int8", "uint8"), "quantize_common.cc"),
+    "REDUCE_MAX": (0, ("float32", "int8"), "reduce_common.cc"),
+    "REDUCE_MIN": (0, ("float32", "int8"), "reduce_common.cc"),
     "SELECT_V2": (1, ("float32", "int8", "int16"), "select.cc"),
     "SQUARE": (0, ("float32",), "elementwise.cc"),
     "SQUARED_DIFFERENCE": (0, ("float32", "int32", "int8", "int16"), "squared_difference.cc"),
@@ -75,6 +79,8 @@ TFLM_KERNELS = {
     "SUM": (0, ("float32", "int8", "int16"), "reduce_common.cc"),
     "TANH": (0, ("float32", "int8", "int16"), "tanh.cc"),
 }
+#: Builtin ops that TensorFlow Lite Micro has no kernel for (absent from its micro_mutable_op_resolver.h).
+TFLM_WITHOUT_KERNEL = ("POW", "REDUCE_ANY", "REDUCE_PROD", "SELECT")
 TFLM_SOURCE = "https://github.com/tensorflow/tflite-micro/tree/main/tensorflow/lite/micro/kernels/"
 
 
@@ -224,6 +230,9 @@ def tflm_support(operators):
     """
     refused, unchecked = set(), set()
     for name, input_types in operators:
+        if name in TFLM_WITHOUT_KERNEL:
+            refused.add(f"{name} (Micro has no kernel for it)")
+            continue
         if name not in TFLM_KERNELS:
             unchecked.add(name)
             continue

@@ -72,6 +72,7 @@ def test_micro_support_is_unchecked_not_guessed_for_an_op_outside_the_kernel_tab
     refused = describe.tflm_support([("LOG", ["int8"]), ("UNKNOWN_OP", ["float32"])])
     assert refused["supported"] is False and refused["refused"] == [
         "LOG on int8 (its kernel, elementwise.cc, accepts float32)"]
+    assert describe.tflm_support([("REDUCE_ANY", ["bool"])])["refused"] == ["REDUCE_ANY (Micro has no kernel for it)"]
 
 
 def test_probes_score_what_a_phone_may_send_by_mistake(tiny_export):
