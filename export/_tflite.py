@@ -46,7 +46,7 @@ import warnings
 import tensorflow as tf
 
 import tfvae
-from export import _endpoints, _equalize, _examples, _litert, metadata, report
+from export import _endpoints, _equalize, _examples, _litert, _plain_io, describe, metadata, report
 from tfvae import _atomic, _checks
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
@@ -126,6 +126,8 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     # the converted copy computes what `model` computes, which parity below checks against `model`.
     converted = _equalize.equalized_copy(model) if quantize == "int8" and not per_channel else model
     content = _convert(converted, endpoints, quantize, calibration, int8_io, per_channel, what)
+    # Named tensors, primary output first: what a runtime without signatures reads (export._plain_io).
+    content = _plain_io.apply(content, {e.name: (e.input_names(model), e.outputs) for e in endpoints})
     op_counts = _litert.ops(content)
     _refuse_non_builtin(op_counts, what)
     rows, scores = [], None
@@ -144,7 +146,8 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
             scores = _endpoints.reference(model, _endpoints.SCORE, feeds)["score"]
         thresholds = metadata.score_thresholds(scores, parity_source)
     signatures = _litert.signatures(content)
-    options = {"file": path.name, "part": part, "quantize": quantize or "float32", "int8_io": int8_io}
+    options = {"file": path.name, "part": part, "quantize": quantize or "float32", "int8_io": int8_io,
+               "subgraph_0": _plain_io.subgraph_0(content)}
     if quantize == "int8":
         options["weights"] = "per-channel" if per_channel else "per-tensor, cross-layer equalized"
         options["float_ops"] = _float_ops(content, endpoints)
@@ -152,6 +155,7 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     content = metadata.embed(content, info)
     with _atomic.Staging([path], overwrite) as staging:
         _atomic.write_bytes(staging.temp(path), content)
+    describe.write(path.parent)  # the folder's FILES.md and files.json, read from its files
     return report.ExportReport(
         path=str(path), format="tflite", size_bytes=len(content), signatures=signatures, ops=op_counts,
         parity=rows, parity_data=parity_source, metadata_path=str(path), part=part, quantize=quantize,
