@@ -36,7 +36,9 @@ def test_train_on_a_csv_file(tmp_path, monkeypatch, capsys):
     np.savetxt(tmp_path / "table.csv", rng.normal(size=(40, 5)), delimiter=",")
     status = cli.main(["train", "--data", "table.csv", "--epochs", "1", "--hidden", "4", "--latent-dim", "2"])
     assert status == 0, capsys.readouterr().err
-    assert json.loads((tmp_path / "runs" / "table" / "run.json").read_text())["likelihood"] == "gaussian"
+    options = json.loads((tmp_path / "runs" / "table" / "run.json").read_text())
+    assert options["likelihood"] == "gaussian"
+    assert options["data"] == str(tmp_path / "table.csv")  # absolute: evaluate and export work from anywhere
 
 
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):

@@ -356,7 +356,8 @@ class VAE(EpochLoop, keras.Model):
         by `tfvae.fit_checks.check_fit_arguments`: wrong shapes, empty data,
         non-numeric values and NaN or infinity (with the first bad row) are
         refused before training starts; integers become float32.
-        `tf.data` datasets and generators are passed on unchecked.
+        A `tf.data` dataset gets these checks on its first batch, and what would
+        train silently wrong gets a warning (`tfvae.misuse`); generators pass unchecked.
 
         In-memory arrays then train one epoch per compiled function, and
         array `validation_data` is evaluated in one compiled call per epoch.
