@@ -225,7 +225,9 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     metrics = {name: float(value) for name, value in metrics.items()}
     # The ELBO and its parts as `tfvae evaluate` reports them: 100 draws per image, so that the
     # printed number does not move by a sampling error of ~0.2 nats. Streamed images a batch at a time.
-    parts = [elbo_parts(model, x, labels, 100, batch_size, options["seed"])[:2]
+    # At most ELBO_VALUES decoded values at a time: 100 draws of a 64x64x3 image are 1.2 M values.
+    elbo_batch = max(1, min(batch_size, ELBO_VALUES // (100 * int(np.prod(model.event_shape)))))
+    parts = [elbo_parts(model, x, labels, 100, elbo_batch, options["seed"])[:2]
              for x, labels in _chunks(x_test, labels_test, batch_size)]
     reconstruction, kl = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
     metrics.update(reconstruction=float(np.mean(reconstruction)), kl=float(np.mean(kl)),
@@ -238,8 +240,12 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     return {"model": model, "history": history, "metrics": metrics, "out": out, "stopped": stop.message}
 
 
-#: How many streamed test images the plots show (the latent map encodes them all).
-PLOTTED = 1000
+#: The most values (draws x examples x features) the test ELBO decodes at once (64 MB of float32):
+#: with 64x64x3 images and batches of 64, one chunk of 100 draws took 315 MB a tensor.
+ELBO_VALUES = 2**24
+#: How many streamed test images the plots show (the latent map encodes them all); bounded, so that the
+#: memory a streamed run takes does not grow with the folder.
+PLOTTED = 256
 
 
 def _validation_split(value):
