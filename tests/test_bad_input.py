@@ -106,10 +106,12 @@ def test_fit_converts_integers_and_lists_to_float32(model):
     assert model.encode(np.ones((2, 6), "int32"))[0].dtype == tf.float32
 
 
-def test_fit_passes_tf_data_through_unchecked(model):
-    # Documented: a dataset is lazy, so its NaN reaches training (TerminateOnNonFinite catches it).
-    dataset = tf.data.Dataset.from_tensor_slices(_with(np.nan)).batch(8)
-    history = model.fit(dataset, epochs=1, verbose=0)
+def test_fit_checks_a_tf_data_dataset_on_its_first_batch_only(model):
+    # Documented: a dataset is lazy; its first batch is checked as arrays are (tfvae.misuse), a NaN in a
+    # later batch reaches training (TerminateOnNonFinite catches it).
+    with pytest.raises(ValueError, match="first batch.*finite values"):
+        model.fit(tf.data.Dataset.from_tensor_slices(_with(np.nan)).batch(8), epochs=1, verbose=0)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(_with(np.nan)).batch(4), epochs=1, verbose=0)
     assert np.isnan(history.history["loss"][0])
 
 

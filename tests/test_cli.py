@@ -36,7 +36,9 @@ def test_train_on_a_csv_file(tmp_path, monkeypatch, capsys):
     np.savetxt(tmp_path / "table.csv", rng.normal(size=(40, 5)), delimiter=",")
     status = cli.main(["train", "--data", "table.csv", "--epochs", "1", "--hidden", "4", "--latent-dim", "2"])
     assert status == 0, capsys.readouterr().err
-    assert json.loads((tmp_path / "runs" / "table" / "run.json").read_text())["likelihood"] == "gaussian"
+    options = json.loads((tmp_path / "runs" / "table" / "run.json").read_text())
+    assert options["likelihood"] == "gaussian"
+    assert options["data"] == str(tmp_path / "table.csv")  # absolute: evaluate and export work from anywhere
 
 
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
@@ -105,3 +107,122 @@ def test_bad_option_value_is_named_and_nothing_is_written(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert status != 0 and len(err.splitlines()) == 1 and "latent_dim=0" in err
     assert not os.path.exists(tmp_path / "runs" / "digits" / "model.keras")
+
+
+# ------------------------------------------------- image folders, validation, messages (issue: own data)
+
+
+def _write_pngs(folder, n, shape=(16, 24, 3), seed=0):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        Image.fromarray(pixels[..., 0] if shape[-1] == 1 else pixels).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def _help(argv, capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(argv)
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_every_help_shows_the_defaults_and_the_main_help_names_tfvae_export(capsys):
+    from tfvae import resumable
+
+    main = _help(["--help"], capsys)
+    assert "tfvae-export --help" in main
+    train = _help(["train", "--help"], capsys)
+    for option, default in (("--epochs", "150"), ("--batch-size", "64"), ("--memory-budget", "2GB"),
+                            ("--validation-split", "0.0"), ("--early-stopping", "None"), ("--body", "auto"),
+                            ("--backup-every", str(resumable.BACKUP_EVERY))):
+        assert f"{option}" in train and f"(default: {default})" in train.split(option, 2)[-1], option
+    evaluate = _help(["evaluate", "--help"], capsys)
+    assert "(default: 1000)" in evaluate and "(default: 0)" in evaluate
+
+
+def test_a_missing_data_file_says_no_such_file_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["train", "--data", "bc.csv", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert "No such file or folder: " + str(tmp_path / "bc.csv") in err and "check the path" in err
+
+
+def _run_folder(tmp_path, data, model):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"data": str(data), "likelihood": "gaussian", "seed": 0}))
+    model.save(run / "model.keras")
+    return run
+
+
+def test_a_moved_data_file_is_named_with_what_to_do(tmp_path, capsys):
+    import tfvae
+
+    run = _run_folder(tmp_path, tmp_path / "moved_away.csv", tfvae.mlp_vae(5, (4,), 2))
+    status = cli.main(["evaluate", str(run), "--num-samples", "2"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert str(tmp_path / "moved_away.csv") in err and "no longer there" in err and "move it back" in err
+    assert str(run / "run.json") in err
+
+
+def test_data_of_another_width_than_the_model_is_named_with_what_to_do(tmp_path, capsys):
+    import tfvae
+
+    np.savetxt(tmp_path / "table.csv", np.random.default_rng(0).normal(size=(30, 4)), delimiter=",")
+    run = _run_folder(tmp_path, tmp_path / "table.csv", tfvae.mlp_vae(5, (4,), 2))
+    status = cli.main(["evaluate", str(run), "--num-samples", "2"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert "rows of shape (5,)" in err and "now have shape (4,)" in err and "Restore the data" in err
+
+
+def test_early_stopping_without_a_validation_split_is_refused(tmp_path, capsys):
+    status = cli.main(["train", "--early-stopping", "3", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1 and "--validation-split 0.1" in err, err
+
+
+@pytest.mark.slow
+def test_train_on_a_folder_of_pngs_in_memory_and_streamed_then_evaluate_elsewhere(tmp_path, monkeypatch, capsys):
+    folder = _write_pngs(tmp_path / "pngs", 40)
+    monkeypatch.chdir(tmp_path)
+    common = ["train", "--data", "pngs", "--epochs", "1", "--filters", "4,8", "--latent-dim", "2", "--batch-size", "8"]
+    assert cli.main([*common, "--out", "in_memory"]) == 0, capsys.readouterr().err
+    # 40 images of 16x24x3 float32 take 184,320 bytes decoded: a 100KB budget streams them.
+    assert cli.main([*common, "--out", "streamed", "--memory-budget", "100KB"]) == 0, capsys.readouterr().err
+    for run in ("in_memory", "streamed"):
+        options = json.loads((tmp_path / run / "run.json").read_text())
+        assert options["data"] == str(folder) and options["body"] == "conv" and options["likelihood"] == "bernoulli"
+        model = __import__("tfvae").load_model(tmp_path / run / "model.keras")
+        assert model.event_shape == (16, 24, 3)
+        assert (tmp_path / run / "reconstructions.png").exists()
+    monkeypatch.chdir(tmp_path / "in_memory")  # the absolute path in run.json is found from anywhere
+    assert cli.main(["evaluate", str(tmp_path / "streamed"), "--num-samples", "2"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_validation_split_and_early_stopping(tmp_path, capsys):
+    from tfvae import run
+
+    result = run.train(out=tmp_path / "run", hidden=(8,), latent_dim=2, epochs=40, learning_rate=0.05,
+                       validation_split=0.2, early_stopping=1, verbose=0)
+    history = result["history"]
+    assert "val_loss" in history.history
+    assert history.params["steps"] == -(-1150 // 64)  # 1,437 training digits, 287 held out to validate on
+    assert len(history.history["loss"]) < 40  # stopped early
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["early_stopping"] == 1
+
+
+def test_a_diverging_run_gives_one_consistent_message(tmp_path, capsys):
+    status = cli.main(["train", "--epochs", "2", "--hidden", "8", "--latent-dim", "2", "--learning-rate", "1e30",
+                       "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "test ELBO" not in captured.out  # no line that reads like a result
+    (line,) = captured.err.splitlines()
+    assert "the loss is not finite" in line and "test ELBO" in line and "with those weights" in line

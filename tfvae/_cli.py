@@ -40,7 +40,11 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """`argparse.ArgumentParser` whose errors raise `UsageError` naming `PROG --help`."""
+    """`argparse.ArgumentParser` whose errors raise `UsageError` naming `PROG --help`; `--help` shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")

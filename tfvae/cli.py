@@ -1,6 +1,6 @@
 """The `tfvae` command: thin argument parsing over `tfvae.run`.
 
-    tfvae train [--data digits] [--epochs 150] ... [--strategy mirrored] [--resume | --overwrite]
+    tfvae train [--data digits|FILE|FOLDER] [--epochs 150] ... [--strategy mirrored] [--resume | --overwrite]
     tfvae evaluate RUN_DIR [--num-samples 1000]
 
 Exit status: 0 done, 1 failed (training stopped on a non-finite loss, a full
@@ -27,20 +27,34 @@ def build_parser():
     """The argument parser of `tfvae` (imports TensorFlow through `tfvae.run`)."""
     from tfvae import distribute, resumable, run
 
-    parser = _cli.Parser(prog="tfvae", description="Train and inspect variational autoencoders.")
+    parser = _cli.Parser(prog="tfvae", description="Train and inspect variational autoencoders.",
+                         epilog="To export a trained run (SavedModel, LiteRT .tflite files): tfvae-export --help")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a VAE and write a run folder")
     d = run.DEFAULTS
-    train.add_argument("--data", default=d["data"], help="digits, mnist, fashion_mnist, or a .npy/.npz/.csv path")
-    train.add_argument("--out", default=d["out"], help="run folder (default runs/<data>)")
-    train.add_argument("--latent-dim", type=int, default=d["latent_dim"])
-    train.add_argument("--hidden", type=_hidden, default=d["hidden"], help="hidden units, e.g. 128,128")
-    train.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=d["likelihood"])
-    train.add_argument("--beta", type=float, default=d["beta"])
-    train.add_argument("--epochs", type=int, default=d["epochs"])
-    train.add_argument("--batch-size", type=int, default=d["batch_size"])
-    train.add_argument("--learning-rate", type=float, default=d["learning_rate"])
-    train.add_argument("--seed", type=int, default=d["seed"])
+    train.add_argument("--data", default=d["data"],
+                       help="digits, mnist, fashion_mnist, a .npy/.npz/.csv file or a folder of PNG/JPEG images")
+    train.add_argument("--out", default=d["out"], help="run folder (None: runs/<data>)")
+    train.add_argument("--body", choices=run.BODIES, default=d["body"],
+                       help="auto: conv for a folder of images, mlp otherwise")
+    train.add_argument("--filters", type=_hidden, default=d["filters"], help="a conv body's filters, e.g. 32,64")
+    train.add_argument("--memory-budget", default=d["memory_budget"],
+                       help="a folder of images whose decoded pixels fit is loaded into memory, a larger one "
+                            "streamed from disk (e.g. 500MB, 2GB)")
+    train.add_argument("--validation-split", type=float, default=d["validation_split"],
+                       help="share of the training rows to validate on (0: the test split, curves only)")
+    train.add_argument("--early-stopping", type=int, default=d["early_stopping"], metavar="PATIENCE",
+                       help="stop after PATIENCE epochs without a better validation loss and keep the best "
+                            "weights (needs --validation-split)")
+    train.add_argument("--latent-dim", type=int, default=d["latent_dim"], help="size of z")
+    train.add_argument("--hidden", type=_hidden, default=d["hidden"], help="an mlp body's hidden units, e.g. 128,128")
+    train.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=d["likelihood"],
+                       help="None: bernoulli for named datasets and image folders, gaussian for files")
+    train.add_argument("--beta", type=float, default=d["beta"], help="weight of the KL term")
+    train.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs")
+    train.add_argument("--batch-size", type=int, default=d["batch_size"], help="examples per step")
+    train.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate")
+    train.add_argument("--seed", type=int, default=d["seed"], help="seeds weights, sampling and the data split")
     train.add_argument("--num-samples", type=int, default=d["num_samples"],
                        help="k > 1 trains on the k-sample importance-weighted bound (IWAE)")
     train.add_argument("--conditional", action="store_true", default=d["conditional"],
@@ -55,7 +69,7 @@ def build_parser():
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic ops: the same seed gives identical weights")
     train.add_argument("--backup-every", type=int, default=resumable.BACKUP_EVERY, metavar="BATCHES",
-                       help="batches between two backups of the training state (default %(default)s)")
+                       help="batches between two backups of the training state")
     evaluate = commands.add_parser(
         "evaluate", help="test ELBO, k-sample NLL, bits/dim and active units of a run; writes evaluation.json"
     )
@@ -109,17 +123,18 @@ def _train(run, args, command):
         learning_rate=args.learning_rate, seed=args.seed, num_samples=args.num_samples,
         conditional=args.conditional, strategy=args.strategy, resume=args.resume,
         deterministic=args.deterministic, backup_every=args.backup_every, overwrite=args.overwrite,
+        body=args.body, filters=args.filters, validation_split=args.validation_split,
+        early_stopping=args.early_stopping, memory_budget=args.memory_budget,
     )
     metrics = result["metrics"]
-    print(
-        f"test ELBO: {metrics['elbo']:.2f} nats per example "
-        f"(reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f}); "
-        f"run folder: {result['out']}"
-    )
-    if result["stopped"]:
+    elbo = (f"test ELBO: {metrics['elbo']:.2f} nats per example "
+            f"(reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f})")
+    if result["stopped"]:  # one message: the error, and what the weights kept score
         saved = os.path.join(result["out"], "model.keras")
-        print(f"{command}: error: {result['stopped']} Saved to {saved}.", file=sys.stderr)
+        print(f"{command}: error: {result['stopped']} Saved to {saved} ({elbo} with those weights).",
+              file=sys.stderr)
         return _cli.FAILED
+    print(f"{elbo}; run folder: {result['out']}")
     return _cli.OK
 
 

@@ -38,6 +38,9 @@ class _Likelihood(keras.layers.Layer):
     def call(self, params):
         return self.mean(params)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # E[x|z] has the shape of the parameters it is computed from
+
     def get_config(self):
         return {**super().get_config(), "event_shape": self.event_shape}
 

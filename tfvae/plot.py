@@ -2,8 +2,16 @@
 
 Every function returns a `matplotlib.figure.Figure` (built without pyplot, so
 nothing opens a window and any backend works) and, given `path`, also saves
-it as a PNG. Examples whose features form a square (64 -> 8x8) or that are
-images are drawn as images; other tables are drawn as heat maps of rows.
+it as a PNG. Images are drawn as images: examples of shape
+`(height, width)`, `(height, width, 1)` (grayscale) or `(height, width, 3)`
+(colour), of any height and width, as the model's `event_shape` or
+`image_shape` says; flat rows whose length is a square (64 -> 8x8) as
+grayscale squares. Other tables are drawn as heat maps of rows.
+
+>>> model = tfvae.conv_vae((24, 40, 3), (8, 16), 4)
+>>> figure = tfvae.plot.reconstructions(model, x_rgb, path="reconstructions.png")
+>>> figure.axes[0].images[0].get_array().shape   # 2 rows of 10 colour images, 1-pixel gaps
+(49, 409, 3)
 """
 
 import math
@@ -12,7 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from tfvae import _atomic
+from tfvae import _atomic, _checks
 
 
 def _save(figure, path):
@@ -23,13 +31,29 @@ def _save(figure, path):
 
 
 def _images(x, image_shape=None):
-    """Returns x as (n, height, width) images, or None for non-image tables."""
+    """Returns x as `(n, height, width)` grayscale or `(n, height, width, 3)` colour images, or None for tables.
+
+    Args:
+        x: examples, `(n,) + event_shape`.
+        image_shape: None (infer from x's shape), `(height, width)` or
+            `(height, width, channels)` with 1 or 3 channels.
+
+    Raises:
+        ValueError: if `image_shape` does not fit x's features.
+    """
     x = np.asarray(x)
     n = x.shape[0]
     if image_shape is not None:
-        return x.reshape((n,) + tuple(image_shape)[:2])
-    if x.ndim == 4 and x.shape[-1] == 1:
-        return x[..., 0]
+        shape = tuple(int(size) for size in image_shape)
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[-1] not in (1, 3)) \
+                or math.prod(shape) != math.prod(x.shape[1:]):
+            raise ValueError(_checks.invalid(
+                "image_shape", f"(height, width) or (height, width, 1 or 3 channels) with "
+                f"{math.prod(x.shape[1:])} values in all, as x's examples of shape {x.shape[1:]} have",
+                image_shape))
+        x = x.reshape((n,) + shape)
+    if x.ndim == 4 and x.shape[-1] in (1, 3):
+        return x[..., 0] if x.shape[-1] == 1 else x
     if x.ndim == 3:
         return x
     side = math.isqrt(x.shape[-1]) if x.ndim == 2 else 0
@@ -39,19 +63,31 @@ def _images(x, image_shape=None):
 
 
 def _montage(ax, images, columns):
-    """Draws `images` `(n, height, width)` on one axes, row by row, `columns` a row, with thin gaps.
+    """Draws `images` `(n, height, width[, 3])` on one axes, row by row, `columns` a row, with thin gaps.
 
     One image on one axes: a figure of one axes per image cost ~25 ms an image
-    to build and save. Returns the centres `(xs, ys)` of the columns and rows.
+    to build and save. Grayscale images are drawn dark on light, values in
+    [0, max(1, largest)]; colour images as RGB, divided by 255 when a value
+    exceeds 1 (raw pixels) and clipped to [0, 1]. Returns the centres
+    `(xs, ys)` of the columns and rows.
     """
-    n, height, width = images.shape
+    n, height, width = images.shape[:3]
+    colour = images.ndim == 4
     rows = math.ceil(n / columns)
-    tiled = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan)  # NaN: the gaps
+    gap = (0.776, 0.859, 0.937)  # #c6dbef, as the grayscale gaps
+    tiled = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1) + ((3,) if colour else ()),
+                    gap if colour else np.nan)  # NaN: the gaps of grayscale montages
+    if colour:
+        images = np.asarray(images, np.float64)
+        images = np.clip(images / 255.0 if np.max(images) > 1 else images, 0.0, 1.0)
     for i, image in enumerate(images):
         row, column = divmod(i, columns)
         tiled[row * (height + 1):row * (height + 1) + height, column * (width + 1):column * (width + 1) + width] = image
-    colours = matplotlib.colormaps["gray_r"].with_extremes(bad="#c6dbef")
-    ax.imshow(tiled, cmap=colours, vmin=0, vmax=max(1.0, float(np.max(images))), interpolation="nearest")
+    if colour:
+        ax.imshow(tiled, interpolation="nearest")
+    else:
+        colours = matplotlib.colormaps["gray_r"].with_extremes(bad="#c6dbef")
+        ax.imshow(tiled, cmap=colours, vmin=0, vmax=max(1.0, float(np.max(images))), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     for side in ax.spines.values():
@@ -83,12 +119,38 @@ def loss_curves(history, path=None):
     return _save(figure, path)
 
 
+def _montage_size(images, columns, cell=0.9, extra_height=0.0):
+    """A figure size `(width, height)` in inches for a montage: `cell` inches per image row, wider images wider."""
+    n, height, width = images.shape[:3]
+    rows = math.ceil(n / columns)
+    return columns * cell * max(1.0, width / height), rows * cell * max(1.0, height / width) + extra_height
+
+
 def reconstructions(model, x, labels=None, n=10, image_shape=None, path=None):
-    """Inputs (top row) beside their reconstructions `decode(z_mean)` (bottom)."""
+    """Inputs (top row) above their reconstructions `decode(z_mean)` (bottom row).
+
+    Args:
+        model: a `tfvae.VAE`.
+        x: examples, `(batch,) + model.event_shape`; the first `n` are drawn.
+        labels: class labels of a conditional model.
+        n: how many examples.
+        image_shape: None (from x's shape: `(height, width, 1 or 3)` images,
+            or flat rows of a square length), or `(height, width)` /
+            `(height, width, channels)` to draw flat rows as such images.
+        path: optional PNG path.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+
+    Example:
+
+    >>> model = tfvae.conv_vae((32, 32, 3), (8, 16), 4)
+    >>> tfvae.plot.reconstructions(model, x_rgb, path="reconstructions.png")
+    """
     x = np.asarray(x)[:n]
     labels = None if labels is None else np.asarray(labels)[:n]
     x_mean = np.asarray(model.reconstruct(x, labels=labels))
-    if _images(x, image_shape) is None:
+    if _images(x_mean, image_shape) is None:
         figure = Figure(figsize=(6, 3.5))
         for i, (title, values) in enumerate((("input", x), ("reconstruction", x_mean))):
             ax = figure.add_subplot(1, 2, i + 1)
@@ -99,27 +161,40 @@ def reconstructions(model, x, labels=None, n=10, image_shape=None, path=None):
             figure.colorbar(image, ax=ax)
         figure.tight_layout()
         return _save(figure, path)
-    figure = Figure(figsize=(len(x) * 0.9, 2))
+    images = np.concatenate([_images(x, image_shape), _images(x_mean, image_shape)])
+    figure = Figure(figsize=_montage_size(images, len(x)))
     ax = figure.add_subplot()
-    _, row_centres = _montage(ax, np.concatenate([_images(x, image_shape), _images(x_mean, image_shape)]), len(x))
+    _, row_centres = _montage(ax, images, len(x))
     ax.set_yticks(row_centres, ["input", "recon."], fontsize=8)
     ax.tick_params(length=0)
     return _save(figure, path)
 
 
 def prior_samples(model, n=36, labels=None, image_shape=None, seed=0, path=None):
-    """A grid of E[x|z] for z drawn from the prior N(0, I)."""
+    """A grid of E[x|z] for `n` z drawn from the prior N(0, I).
+
+    Args:
+        model: a `tfvae.VAE`.
+        n: how many samples.
+        labels: for a conditional model, one class id or `n` of them.
+        image_shape: as in `reconstructions` (None: from `model.event_shape`).
+        seed: seed of the draw.
+        path: optional PNG path.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+    """
     x = np.asarray(model.sample(n, seed=seed, labels=labels))
     columns = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / columns)
-    if _images(x, image_shape) is None:
+    images = _images(x, image_shape)
+    if images is None:
         figure = Figure(figsize=(5, 4))
         ax = figure.add_subplot()
         figure.colorbar(ax.imshow(x.reshape(n, -1), aspect="auto"), ax=ax)
         ax.set_title("samples from the prior", fontsize=10)
         return _save(figure, path)
-    figure = Figure(figsize=(columns * 0.8, rows * 0.8))
-    _montage(figure.add_subplot(), _images(x, image_shape), columns)
+    figure = Figure(figsize=_montage_size(images, columns, cell=0.8))
+    _montage(figure.add_subplot(), images, columns)
     return _save(figure, path)
 
 
@@ -185,6 +260,12 @@ def latent_traversal(model, x, dimension, values=np.linspace(-3, 3, 9), labels=N
         x: one example, shape `event_shape` or `(1,) + event_shape`.
         dimension: the latent dimension to vary.
         values: the values it takes (in prior standard deviations).
+        labels: the class label of x, for a conditional model.
+        image_shape: as in `reconstructions` (None: from `model.event_shape`).
+        path: optional PNG path.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
     """
     if not 0 <= dimension < model.latent_dim:
         raise ValueError(f"Received an invalid value for `dimension`: expected an int in [0, {model.latent_dim}). Received: dimension={dimension!r}")
@@ -197,7 +278,19 @@ def latent_traversal(model, x, dimension, values=np.linspace(-3, 3, 9), labels=N
 
 
 def interpolation(model, x_a, x_b, steps=9, labels=None, image_shape=None, path=None):
-    """Decodes points on the straight line between z_mean(x_a) and z_mean(x_b)."""
+    """Decodes points on the straight line between z_mean(x_a) and z_mean(x_b).
+
+    Args:
+        model: a `tfvae.VAE`.
+        x_a, x_b: two examples, each of shape `model.event_shape`.
+        steps: how many points, both ends included.
+        labels: the two class labels, for a conditional model.
+        image_shape: as in `reconstructions` (None: from `model.event_shape`).
+        path: optional PNG path.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+    """
     pair = np.stack([np.asarray(x_a, np.float32).reshape(model.event_shape),
                      np.asarray(x_b, np.float32).reshape(model.event_shape)])
     pair_labels = None if labels is None else np.asarray(labels).reshape(2)
@@ -211,7 +304,8 @@ def interpolation(model, x_a, x_b, steps=9, labels=None, image_shape=None, path=
 
 def _strip(decoded, captions, title, image_shape, path):
     images = _images(decoded, image_shape)
-    figure = Figure(figsize=(len(decoded) * 0.9, 1.4 if images is not None else 3))
+    figure = Figure(figsize=_montage_size(images, len(images), extra_height=0.5) if images is not None
+                    else (len(decoded) * 0.9, 3))
     if images is None:
         ax = figure.add_subplot()
         figure.colorbar(ax.imshow(decoded.reshape(len(decoded), -1).T, aspect="auto"), ax=ax)

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _atomic, _checks, datasets, distribute, plot, resumable, run_folder
-from tfvae.builders import mlp_vae
+from tfvae import _atomic, _checks, datasets, distribute, image_folders, plot, resumable, run_folder
+from tfvae.builders import conv_vae, mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
 from tfvae.optimizers import Adam
@@ -34,24 +34,48 @@ DEFAULTS = dict(
     batch_size=64,
     learning_rate=1e-3,
     seed=0,
+    body="auto",
+    filters=(32, 64),
+    validation_split=0.0,
+    early_stopping=None,
+    memory_budget="2GB",
 )
+#: Bodies `train` builds: "auto" is "conv" for a folder of images, "mlp" otherwise.
+BODIES = ("auto", "conv", "mlp")
 
 
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
           batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), num_samples=1, conditional=False,
           strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY,
-          overwrite=False):
-    """Trains `mlp_vae` on `data` and writes a run folder.
+          overwrite=False, body="auto", filters=(32, 64), validation_split=0.0, early_stopping=None,
+          memory_budget="2GB"):
+    """Trains `mlp_vae` or `conv_vae` on `data` and writes a run folder.
 
     Args:
-        data: a name from `tfvae.datasets.NAMES` or a `.npy/.npz/.csv` path.
+        data: a name from `tfvae.datasets.NAMES`, a `.npy/.npz/.csv` path or
+            a folder of PNG/JPEG images (see `tfvae.image_folders`); its
+            absolute path is recorded in `run.json`.
         out: the run folder; default `runs/<dataset name>`.
         latent_dim, hidden, beta: model options (see `tfvae.mlp_vae`).
+        body: `"mlp"`, `"conv"` (`tfvae.conv_vae` with `filters`; named
+            datasets become 1-channel images) or `"auto"` (conv for a folder
+            of images, mlp otherwise).
+        filters: the convolutions of a conv body.
+        validation_split: the share of the training rows held out to
+            validate on (0: validate on the test split, for the curves only).
+        early_stopping: None, or the patience in epochs: stop when the
+            validation loss has not improved for that many epochs and keep
+            the best weights. Needs `validation_split` > 0 (the test split
+            must not choose the model).
+        memory_budget: bytes (or a size such as `"2GB"`) that a folder's
+            decoded images may take: within it they are loaded whole onto
+            the fast in-memory path, beyond it streamed from disk.
         num_samples: k > 1 trains on the k-sample IWAE bound.
         conditional: train a conditional VAE on the dataset's class labels
             (`num_classes` = largest label + 1); named datasets only.
         likelihood: `"bernoulli"` (default for named image datasets, which
-            are then binarized) or `"gaussian"` (default for files).
+            are then binarized, and for folders of images) or `"gaussian"`
+            (default for files).
         epochs, batch_size, learning_rate: training options (Adam: `tfvae.optimizers.Adam`,
             Keras' Adam with a smaller step graph).
         seed: seeds weights, sampling and the data split.
@@ -98,29 +122,51 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     if resume and overwrite:
         raise ValueError(_checks.invalid("overwrite", "False with resume=True (resume continues the run in `out`, "
                                          "overwrite deletes it: choose one)", overwrite))
-    if likelihood is None:
-        likelihood = "bernoulli" if data in datasets.NAMES else "gaussian"
+    if likelihood is None:  # pixels in [0, 1] for named datasets and image folders; tables are real values
+        likelihood = "bernoulli" if data in datasets.NAMES or image_folders.is_image_folder(data) else "gaussian"
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
     learning_rate = _checks.positive_float("learning_rate", learning_rate)
     backup_every = _checks.positive_int("backup_every", backup_every)
     seed = _checks.seed("seed", seed, allow_none=False)
-    (x_train, y_train), (x_test, y_test), preprocessing = run_folder.load_data(data, likelihood, seed)
+    body = _checks.one_of("body", body, BODIES)
+    validation_split = _validation_split(validation_split)
+    if early_stopping is not None:
+        early_stopping = _checks.positive_int("early_stopping", early_stopping)
+        if not validation_split:
+            raise ValueError(_checks.invalid("early_stopping", "None unless validation_split > 0", early_stopping,
+                                             "Stopping on the test split would choose the model on the test data: "
+                                             "add --validation-split 0.1"))
+    memory_budget = image_folders.parse_bytes(memory_budget)
+    (x_train, y_train), (x_test, y_test), preprocessing = run_folder.load_data(data, likelihood, seed, memory_budget)
     if conditional and y_train is None:
-        raise ValueError(_checks.invalid("conditional", "False for a file without labels", conditional))
+        raise ValueError(_checks.invalid("conditional", "False for a file or folder without labels", conditional))
     num_classes = int(max(y_train.max(), y_test.max())) + 1 if conditional else None
     labels_train, labels_test = (y_train, y_test) if conditional else (None, None)
-    out = out or os.path.join("runs", os.path.splitext(os.path.basename(os.fspath(data)))[0])
-    options = dict(data=os.fspath(data), latent_dim=latent_dim, hidden=list(hidden), likelihood=likelihood,
+    body = ("conv" if image_folders.is_image_folder(data) else "mlp") if body == "auto" else body
+    out = out or os.path.join("runs", os.path.splitext(os.path.basename(os.path.normpath(os.fspath(data))))[0])
+    options = dict(data=os.fspath(data) if data in datasets.NAMES else os.path.abspath(data),
+                   latent_dim=latent_dim, hidden=list(hidden), likelihood=likelihood,
                    beta=beta, num_samples=num_samples, conditional=bool(conditional), epochs=epochs,
-                   batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+                   batch_size=batch_size, learning_rate=learning_rate, seed=seed, body=body,
+                   filters=list(filters), validation_split=validation_split, early_stopping=early_stopping,
+                   memory_budget=memory_budget)
+    event_shape = _event_shape(body, data, x_train)
+    x_train, x_test = (_shaped(x, event_shape) for x in (x_train, x_test))
+    validation = None
+    if validation_split:
+        rows, held_out = datasets.split_rows(len(x_train), seed, 1 - validation_split, name="validation_split")
+        validation = _rows(x_train, labels_train, held_out)
+        x_train, labels_train = _rows(x_train, labels_train, rows)
     out = distribute.worker_dir(out, strategy)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     with strategy.scope():
-        model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, beta=beta,
-                        num_samples=num_samples, num_classes=num_classes, preprocessing=preprocessing)
+        shared = dict(likelihood=likelihood, beta=beta, num_samples=num_samples, num_classes=num_classes,
+                      preprocessing=preprocessing)
+        model = (conv_vae(event_shape, filters, latent_dim, **shared) if body == "conv"
+                 else mlp_vae(event_shape[0], hidden, latent_dim, **shared))
         # On one device: no steps_per_execution, so that fit runs tfvae.epoch_loop (one compiled
         # call per epoch; the batch callbacks, backups and the non-finite check, run at epoch
         # ends). Under a strategy Keras' loop runs `backup_every` steps per call, at most an epoch.
@@ -129,14 +175,18 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
                       steps_per_execution=distribute.steps_per_execution(strategy, per_call))
     with run_folder.lock(out):
         try:
+            if early_stopping is not None:
+                callbacks = [*callbacks, keras.callbacks.EarlyStopping(patience=early_stopping,
+                                                                       restore_best_weights=True)]
             return _train_in(out, model, options, resume, overwrite, (x_train, labels_train),
-                             (x_test, labels_test), y_test, batch_size, verbose, backup_every, callbacks)
+                             (x_test, labels_test), y_test, batch_size, verbose, backup_every, callbacks,
+                             validation)
         finally:  # the folder is released with its queued writes done (after an error too)
             _atomic.wait_for_writes(raise_error=False)
 
 
 def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_test, batch_size, verbose,
-              backup_every, callbacks):
+              backup_every, callbacks, validation=None):
     """`train`'s work inside the held run folder."""
     _, note = resumable.prepare(out, options, resume, overwrite)
     if note and verbose:
@@ -151,8 +201,11 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     backup = next(callback for callback in resumables if isinstance(callback, BackupAndRestore))
     try:
         history = model.fit(
-            x_train, labels_train, epochs=options["epochs"], batch_size=batch_size,
-            validation_data=(x_test, labels_test), verbose=verbose, callbacks=[stop, *resumables, *callbacks],
+            *_fit_data(x_train, labels_train, batch_size, True, options["seed"]), epochs=options["epochs"],
+            batch_size=None if isinstance(x_train, run_folder.ImageFiles) else batch_size,
+            shuffle=not isinstance(x_train, run_folder.ImageFiles),  # a stream shuffles its files itself
+            validation_data=_fit_data(*(validation or (x_test, labels_test)), batch_size, False),
+            verbose=verbose, callbacks=[stop, *resumables, *callbacks],
         )
     except KeyboardInterrupt:  # a second Ctrl-C: keep every finished epoch
         backup.save_last_epoch()
@@ -166,17 +219,98 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
         )
     run_folder.save_model(model, os.path.join(out, run_folder.MODEL))
     # `loss`: the training objective on the test split (Keras' evaluate, one draw of z per image).
-    metrics = model.evaluate(x_test, labels_test, batch_size=batch_size, verbose=0, return_dict=True)
+    metrics = model.evaluate(*_fit_data(x_test, labels_test, batch_size, False),
+                             batch_size=None if isinstance(x_test, run_folder.ImageFiles) else batch_size,
+                             verbose=0, return_dict=True)
     metrics = {name: float(value) for name, value in metrics.items()}
     # The ELBO and its parts as `tfvae evaluate` reports them: 100 draws per image, so that the
-    # printed number does not move by a sampling error of ~0.2 nats.
-    reconstruction, kl, _ = elbo_parts(model, x_test, labels_test, 100, batch_size, options["seed"])
+    # printed number does not move by a sampling error of ~0.2 nats. Streamed images a batch at a time.
+    # At most ELBO_VALUES decoded values at a time: 100 draws of a 64x64x3 image are 1.2 M values.
+    elbo_batch = max(1, min(batch_size, ELBO_VALUES // (100 * int(np.prod(model.event_shape)))))
+    parts = [elbo_parts(model, x, labels, 100, elbo_batch, options["seed"])[:2]
+             for x, labels in _chunks(x_test, labels_test, batch_size)]
+    reconstruction, kl = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
     metrics.update(reconstruction=float(np.mean(reconstruction)), kl=float(np.mean(kl)),
                    elbo=-float(np.mean(reconstruction + kl)))
     run_folder.write_json(os.path.join(out, run_folder.METRICS), metrics)
+    if isinstance(x_test, run_folder.ImageFiles):  # plots of at most PLOTTED streamed test images
+        x_test = _shaped(image_folders.load_images(x_test.paths[:PLOTTED], x_test.shape), model.event_shape)
     write_plots(model, resumable.read_history(out), x_test, y_test, out)
     resumable.finish(out)  # last: until here, --resume can redo what is missing
     return {"model": model, "history": history, "metrics": metrics, "out": out, "stopped": stop.message}
+
+
+#: The most values (draws x examples x features) the test ELBO decodes at once (64 MB of float32):
+#: with 64x64x3 images and batches of 64, one chunk of 100 draws took 315 MB a tensor.
+ELBO_VALUES = 2**24
+#: How many streamed test images the plots show (the latent map encodes them all); bounded, so that the
+#: memory a streamed run takes does not grow with the folder.
+PLOTTED = 256
+
+
+def _validation_split(value):
+    value = _checks.non_negative_float("validation_split", value)
+    if value >= 1:
+        raise ValueError(_checks.invalid("validation_split", "a share of the training rows in [0, 1)", value))
+    return value
+
+
+def _event_shape(body, data, x_train):
+    """The shape of one x for `body`: images for a conv body, flat rows for an MLP."""
+    shape = tuple(x_train.shape) if isinstance(x_train, run_folder.ImageFiles) else tuple(x_train.shape[1:])
+    if body == "mlp":
+        return (int(np.prod(shape)),)
+    if len(shape) == 3:
+        return shape
+    if data in datasets.NAMES:
+        return tuple(datasets.image_shape(data)) + (1,)
+    if len(shape) == 2:
+        return shape + (1,)
+    raise ValueError(_checks.invalid("body", "'mlp' for a table (a conv body needs images)", body,
+                                     f"The data's rows have shape {shape}: use --body mlp"))
+
+
+def _shaped(x, event_shape):
+    """`x` reshaped to `(n,) + event_shape` (streamed files are reshaped as they are read)."""
+    if isinstance(x, run_folder.ImageFiles):
+        return run_folder.ImageFiles(x.paths, x.shape, event_shape)
+    return x.reshape((len(x),) + tuple(event_shape))
+
+
+def _rows(x, labels, rows):
+    if isinstance(x, run_folder.ImageFiles):
+        return run_folder.ImageFiles([x.paths[row] for row in rows], x.shape, x.event_shape), None
+    return x[rows], None if labels is None else labels[rows]
+
+
+def _fit_data(x, labels, batch_size, shuffle, seed=0):
+    """`(x, labels)` for `fit`/`evaluate`: arrays as they are, image files as a streamed `tf.data.Dataset`."""
+    if not isinstance(x, run_folder.ImageFiles):
+        return x, labels
+    dataset = image_folders.stream(x.paths, x.shape, batch_size, shuffle, seed)
+    if x.event_shape != x.shape:  # an MLP body: flat rows
+        dataset = dataset.map(lambda batch: tf.reshape(batch, (-1,) + x.event_shape))
+    return dataset, None
+
+
+def _chunks(x, labels, batch_size):
+    """`(x, labels)` whole for arrays; a batch at a time for streamed image files."""
+    if not isinstance(x, run_folder.ImageFiles):
+        yield x, labels
+        return
+    for batch in _fit_data(x, None, batch_size, False)[0]:
+        yield batch.numpy(), None
+
+
+def _as_trained(model, x, run_dir):
+    """`x` in the shape `model` takes; a clear error when the run's data changed shape since training."""
+    if int(np.prod(x.shape[1:])) != int(np.prod(model.event_shape)):
+        data = run_folder.read_options(run_dir)["data"]
+        raise ValueError(_checks.invalid(
+            "data", f"rows of shape {tuple(model.event_shape)}, as the run's model takes", data,
+            f"Its rows now have shape {tuple(x.shape[1:])}: the data changed since training. Restore the data "
+            "the run was trained on, or train a new run on this data"))
+    return x.reshape((len(x),) + tuple(model.event_shape))
 
 
 def write_plots(model, history, x_test, y_test, out):
@@ -222,6 +356,7 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
                                          run_dir, f"{model_path} does not exist"))
     _, (x_test, y_test), _ = run_folder.load_split(run_dir)
     model = load_model(model_path)
+    x_test = _as_trained(model, x_test, run_dir)
     results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
                        seed=seed)
     results["run_dir"] = run_dir

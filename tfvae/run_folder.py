@@ -127,39 +127,54 @@ def save_weights(model, path):
 # ------------------------------------------------------------------ the data
 
 
-def load_data(data, likelihood, seed=0):
-    """Loads a named dataset or a file as `tfvae train` does.
+def load_data(data, likelihood, seed=0, memory_budget=None):
+    """Loads a named dataset, a file or a folder of images as `tfvae train` does.
 
     Named image datasets are scaled to [0, 1] (and binarized for the
     Bernoulli likelihood) with their own split. A file's rows are split
     80/20 with `seed` (`tfvae.datasets.split_rows`), then every feature is
     min-max scaled with the minimum and maximum of the TRAINING rows only, so
     that nothing about the test rows leaks into the model (test values may
-    fall outside [0, 1]).
+    fall outside [0, 1]). A folder's PNG/JPEG files are split 80/20 the same
+    way and their pixels divided by 255 (`tfvae.image_folders`).
 
     Args:
-        data: a name from `tfvae.datasets.NAMES` or a `.npy/.npz/.csv` path.
-        likelihood: `"bernoulli"` (binarize) or `"gaussian"`.
+        data: a name from `tfvae.datasets.NAMES`, a `.npy/.npz/.csv` path or
+            a folder of images.
+        likelihood: `"bernoulli"` (binarize named datasets and files) or `"gaussian"`.
         seed: seed of the split.
+        memory_budget: for a folder, the bytes its decoded images may take
+            in memory; None loads it whole whatever its size.
 
     Returns:
         `(x_train, y_train), (x_test, y_test), preprocessing`; y is None for
-        files; `preprocessing` (with `dataset`) is what the model applies to
-        raw data.
+        files and folders; `preprocessing` (with `dataset`) is what the model
+        applies to raw data. For a folder whose decoded images exceed
+        `memory_budget`, x_train and x_test are `ImageFiles` to stream.
 
     Raises:
         ValueError: for data that is neither a dataset name nor an existing
-            file, or a file that cannot be used.
+            file or folder ("no such file"), or a file that cannot be used.
     """
-    from tfvae import datasets
+    from tfvae import datasets, image_folders
 
     binarize = likelihood == "bernoulli"
     if data in datasets.NAMES:
         train, test = datasets.load(data, binarize=binarize, seed=seed)
         return train, test, {"dataset": data, **datasets.preprocessing_for(data, True, binarize)}
-    if not os.path.exists(os.fspath(data)):
-        raise ValueError(_checks.invalid("data", f"one of {list(datasets.NAMES)} or the path of a .npy/.npz/.csv file",
-                                         data))
+    path = os.fspath(data)
+    if not os.path.exists(path):
+        raise ValueError(_checks.invalid(
+            "data", f"one of {list(datasets.NAMES)}, a .npy/.npz/.csv file or a folder of PNG/JPEG images", data,
+            f"No such file or folder: {os.path.abspath(path)}; check the path (a relative one starts in "
+            f"{os.getcwd()})"))
+    if image_folders.is_image_folder(path):
+        paths, shape = image_folders.scan(path)
+        train_rows, test_rows = datasets.split_rows(len(paths), seed, name="data")
+        parts = [ImageFiles([paths[row] for row in rows], shape) for rows in (train_rows, test_rows)]
+        if memory_budget is None or image_folders.fits(len(paths), shape, memory_budget):
+            parts = [image_folders.load_images(part.paths, shape) for part in parts]
+        return (parts[0], None), (parts[1], None), {"dataset": os.path.abspath(path), **image_folders.PREPROCESSING}
     x, _ = datasets.load_array(data)
     train_rows, test_rows = datasets.split_rows(len(x), seed, name="data")
     preprocessing = datasets.min_max_preprocessing(x[train_rows], binarize=binarize)
@@ -167,8 +182,23 @@ def load_data(data, likelihood, seed=0):
     return (x_train, None), (x_test, None), {"dataset": os.fspath(data), **preprocessing}
 
 
+class ImageFiles:
+    """Image files to stream (`tfvae.image_folders.stream`): their `paths`, the `shape` of each image.
+
+    `event_shape` is the shape the model takes them in (the image's, or
+    flattened for an MLP).
+    """
+
+    def __init__(self, paths, shape, event_shape=None):
+        self.paths, self.shape = list(paths), tuple(shape)
+        self.event_shape = self.shape if event_shape is None else tuple(event_shape)
+
+    def __len__(self):
+        return len(self.paths)
+
+
 def load_split(run_dir):
-    """The data of a run exactly as its training used it.
+    """The data of a run exactly as its training used it (a folder of images loaded whole).
 
     Args:
         run_dir: a folder written by `tfvae train`.
@@ -179,15 +209,23 @@ def load_split(run_dir):
 
     Raises:
         ValueError: for a missing or corrupt `run.json`, or data that is not
-            available here.
+            available here (a file or folder moved since training: the
+            message names it and `run.json`).
 
     Example:
 
     >>> (x_train, _), (x_test, y_test), preprocessing = load_split("runs/digits")
     """
     options = read_options(run_dir)
-    likelihood = options.get("likelihood") or ("bernoulli" if _is_named(options["data"]) else "gaussian")
-    return load_data(options["data"], likelihood, options.get("seed", 0))
+    data = options["data"]
+    if not _is_named(data) and not os.path.exists(data):
+        run_json = os.path.join(os.fspath(run_dir), RUN_JSON)
+        raise ValueError(_checks.invalid(
+            "data", "the data this run was trained on", data,
+            f"It is no longer there (recorded in {run_json}): move it back, or set \"data\" in {run_json} "
+            "to where it is now"))
+    likelihood = options.get("likelihood") or ("bernoulli" if _is_named(data) else "gaussian")
+    return load_data(data, likelihood, options.get("seed", 0))
 
 
 def _is_named(data):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses
+from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses, misuse, summary_shapes
 from tfvae import optimizers  # also registers tfvae>Adam, which a saved VAE's compile config may name
 from tfvae.epoch_loop import EpochLoop, any_rows
 from tfvae.latent import GaussianLatent, standard_normal_prior
@@ -161,6 +161,7 @@ class VAE(EpochLoop, keras.Model):
                     f"<output of shape {tuple(features.shape)}>",
                 )
             )
+        summary_shapes.build_unbatched(self, features.shape[-1] + (self.num_classes or 0))
         z_mean, _ = self._encode(x, labels)
         self.latent([z_mean, z_mean])  # marks the weightless layers built
         params = self._decoder_params(z_mean, labels)
@@ -355,7 +356,8 @@ class VAE(EpochLoop, keras.Model):
         by `tfvae.fit_checks.check_fit_arguments`: wrong shapes, empty data,
         non-numeric values and NaN or infinity (with the first bad row) are
         refused before training starts; integers become float32.
-        `tf.data` datasets and generators are passed on unchecked.
+        A `tf.data` dataset gets these checks on its first batch, and what would
+        train silently wrong gets a warning (`tfvae.misuse`); generators pass unchecked.
 
         In-memory arrays then train one epoch per compiled function, and
         array `validation_data` is evaluated in one compiled call per epoch.
@@ -374,10 +376,12 @@ class VAE(EpochLoop, keras.Model):
             ValueError: for array data of the wrong shape, empty, or not finite.
         """
         args, kwargs = fit_checks.check_fit_arguments(self, *args, **kwargs)
+        misuse.check_fit(self, *args, **kwargs)  # warnings, and a tf.data input's first batch
         return super().fit(*args, **kwargs)
 
     def predict_step(self, data):
         x, labels, _ = self._unpack(data)
+        misuse.check_x_shape(self, x)
         return self._reconstruct(x, labels)
 
     def _update_metrics(self, loss, reconstruction, kl, sample_weight):
@@ -407,6 +411,7 @@ class VAE(EpochLoop, keras.Model):
             x, labels = inputs
         else:
             x, labels = inputs, None
+        misuse.check_x_shape(self, x)
         z_mean, z_log_sigma = self._encode(x, labels, training)
         z = self.latent.distribution(z_mean, z_log_sigma).sample() if training else z_mean
         return self.likelihood_layer.mean(self._decoder_params(z, labels, training))
@@ -481,7 +486,8 @@ class VAE(EpochLoop, keras.Model):
             raise RuntimeError(
                 f"The model's weights hold NaN or infinity ({', '.join(broken[:3])}...): training diverged, and "
                 f"no `{output_name}` it computes is meaningful. Train again with a lower learning rate or "
-                "scaled data (tfvae.callbacks.TerminateOnNonFinite keeps the last good weights)."
+                "scaled data, and fit(..., callbacks=[tfvae.callbacks.TerminateOnNonFinite()]) to stop at the first "
+                "non-finite loss with the last good weights."
             )
         raise ValueError(_checks.overflow(name, output_name, row))
 
