@@ -46,14 +46,14 @@ import warnings
 import tensorflow as tf
 
 import tfvae
-from export import _endpoints, _equalize, _examples, _litert, metadata, report
+from export import _endpoints, _equalize, _examples, _litert, acceptance, metadata, report
 from tfvae import _atomic, _checks
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
 PARTS = tuple(_endpoints.PARTS)
-#: Largest parity error accepted before refusing to write, relative to max(1, |output|):
-#: float32 must match; quantized models only have to be plausible (not garbage).
-_PLAUSIBLE = {None: 1e-3, "float16": 1.0, "dynamic": 1.0, "int8": 1.0}
+#: Largest parity error of a float32 file, relative to max(1, |output|): float rounding only.
+#: Quantized files meet `export.acceptance.RULE` instead.
+_FLOAT32_TOLERANCE = 1e-3
 
 
 def tflite(model, path, *, part="encoder", quantize=None, representative_data=None, int8_io=False,
@@ -136,7 +136,10 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
                                sigma_units=quantize is not None and endpoint is _endpoints.ENCODE)
         if endpoint is _endpoints.SCORE:
             scores = outputs["score"]
-    report.check_plausible(rows, _PLAUSIBLE[quantize], what)
+    if quantize is None:
+        report.check_plausible(rows, _FLOAT32_TOLERANCE, what)
+    else:
+        acceptance.check(rows, f"{path.name} ({what})", parity_source, quantize)
     thresholds = None
     if parity_data is not None:
         if scores is None:  # a part without score: the thresholds of Keras' score
@@ -202,8 +205,8 @@ def _convert(model, endpoints, quantize, calibration, int8_io, per_channel, what
             with warnings.catch_warnings():
                 # The converter's calibrator and debugger still use tf.lite.Interpreter; nothing to act on.
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-                if quantize == "int8" and _endpoints.SCORE in endpoints:
-                    return _quantize_keeping_float(converter)
+                if quantize == "int8":
+                    return _quantize_keeping_float(converter, endpoints)
                 return converter.convert()
         except Exception as error:  # tf.lite ConverterError and friends
             raise _conversion_error(error, what) from None
@@ -222,24 +225,36 @@ def _set_per_channel(converter, per_channel):
     converter._experimental_disable_per_channel = not per_channel
 
 
-def _quantize_keeping_float(converter):
-    """Full-integer quantization except the ops of `_endpoints.FLOAT_SCOPE` (the score's sums).
+def _quantize_keeping_float(converter, endpoints):
+    """Full-integer quantization except the ops that must stay float32.
 
-    TensorFlow's public `QuantizationDebugger` calibrates once and
-    re-quantizes with a deny list of nodes (their output tensor names), which
-    it leaves in float32 with DEQUANTIZE before them.
+    Those are the raw-input preprocessing (`_endpoints.RAW_SCOPE`: one int8
+    scale cannot serve raw columns whose ranges differ by 10**4, and the
+    score's range check reads raw values) and the score's likelihood sum and
+    KL term (`_endpoints.FLOAT_SCOPE`) with its output. TensorFlow's public
+    `QuantizationDebugger` calibrates once and re-quantizes with a deny list
+    of nodes (their output tensor names), which it leaves in float32 with
+    QUANTIZE / DEQUANTIZE at their borders.
     """
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
                                                          debug_dataset=converter.representative_dataset)
-    denied = _score_float_nodes(debugger.calibrated_model)
+    denied = _float_nodes(debugger.calibrated_model, endpoints)
+    if not denied:
+        return converter.convert()
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied)
     return debugger.get_nondebug_quantized_model()
 
 
-def _score_float_nodes(content):
-    """Output tensor names of the score subgraph's ops in FLOAT_SCOPE, and of its output."""
-    names = _litert.tensor_names(content, _endpoints.SCORE.name)
-    return [name for name in names["operators"] if _endpoints.FLOAT_SCOPE in name] + names["outputs"]
+def _float_nodes(content, endpoints):
+    """Output tensor names of the ops in RAW_SCOPE and FLOAT_SCOPE of every signature, and of the score."""
+    scopes = (_endpoints.RAW_SCOPE, _endpoints.FLOAT_SCOPE)
+    nodes = []
+    for endpoint in endpoints:
+        names = _litert.tensor_names(content, endpoint.name)
+        nodes += [name for name in names["operators"] if any(scope in name for scope in scopes)]
+        if endpoint is _endpoints.SCORE:
+            nodes += names["outputs"]
+    return nodes
 
 
 def _float_ops(content, endpoints):
