@@ -15,8 +15,11 @@ for conditional models; the batch size is dynamic):
     score        x float32 (b, *event)     -> score float32 (b,)
     sample       epsilon float32 (b, latent) -> x_mean float32 (b, *event)
 
-x is RAW data (digits: pixel values 0..16): the graph applies the model's
-preprocessing. Every file carries its metadata (`export.metadata.read`).
+x is RAW data (digits: pixel values 0..16; uint8 `(b, height, width,
+channels)` pixels for an image model, see `_examples.raw_dtype`): the graph
+applies the model's preprocessing with SUB, MUL, MINIMUM and MAXIMUM only
+(`_endpoints.preprocess`). Every file carries its metadata
+(`export.metadata.read`).
 
 Quantization (`quantize`):
 
@@ -28,11 +31,15 @@ Quantization (`quantize`):
                latent points, `sample` on N(0, I) draws). Weights per tensor
                (what older runtimes and NPU delegates accept), after
                cross-layer equalization of Dense chains (`export._equalize`),
-               unless `per_channel=True`. The score's likelihood sum and KL term
-               (ops in `_endpoints.FLOAT_SCOPE`) stay float32: quantized, the
-               score ranked the digits test set almost at random (Spearman
-               0.12 against Keras). Optional int8 inputs and outputs for
-               the encoder and decoder.
+               unless `per_channel=True`. The raw-input preprocessing
+               (`_endpoints.RAW_SCOPE`) runs in float32 before the first
+               QUANTIZE, and the score's likelihood sum and KL term
+               (`_endpoints.FLOAT_SCOPE`) stay float32: quantized, they lose
+               the score's ranking. Optional int8 inputs and outputs for the
+               encoder and decoder.
+
+Every quantized file meets `export.acceptance.RULE` on the parity rows,
+or is not written (`export.acceptance.NotAccepted` says what to do).
 
 Only TFLite builtin ops are allowed: a model that would need Select-TF
 (Flex) or custom ops is refused with a `ValueError`, since most mobile
@@ -94,7 +101,9 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
             without `"int8"` or with a part holding `score`, or a model
             needing Select-TF (Flex) or custom ops.
         FileExistsError: if `path` exists and `overwrite` is False.
-        RuntimeError: if the conversion fails or its result disagrees with Keras.
+        RuntimeError: if the conversion fails or a float32 result disagrees with Keras.
+        export.acceptance.NotAccepted: (a RuntimeError) if a quantized file
+            does not meet the acceptance rule; nothing is written.
 
     Example:
 
@@ -139,7 +148,7 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     if quantize is None:
         report.check_plausible(rows, _FLOAT32_TOLERANCE, what)
     else:
-        acceptance.check(rows, f"{path.name} ({what})", parity_source, quantize)
+        acceptance.check(rows, f"{what} file {path.name}", parity_source, quantize)
     thresholds = None
     if parity_data is not None:
         if scores is None:  # a part without score: the thresholds of Keras' score
@@ -258,17 +267,15 @@ def _float_nodes(content, endpoints):
 
 
 def _float_ops(content, endpoints):
-    """What an int8 file computes in float32, and what that costs, for the metadata."""
-    if _endpoints.SCORE not in endpoints:
-        return None
-    float_ops = _litert.float_ops(content, _endpoints.SCORE.name)
+    """What an int8 file computes in float32 per signature, why, and what that costs, for the metadata."""
     return {
-        "score": float_ops,
-        "why": "the likelihood sum over every feature and the KL term lose the score's ranking in int8 "
-               "(Spearman 0.12 against Keras on the digits test set)",
-        "cost": "on an integer-only accelerator the networks run int8 on the accelerator; these few elementwise "
-                "ops and sums (O(features + latent) per example) run on the CPU after one DEQUANTIZE: one "
-                "extra delegate partition",
+        **{endpoint.name: _litert.float_ops(content, endpoint.name) for endpoint in endpoints},
+        "why": "raw inputs are preprocessed in float32 before the first QUANTIZE (one int8 scale cannot serve "
+               "raw features whose ranges differ by orders of magnitude); the score's likelihood sum over every "
+               "feature and its KL term stay float32 because int8 loses the score's ranking",
+        "cost": "on an integer-only accelerator the networks run int8 on the accelerator; these elementwise ops "
+                "and sums (O(features + latent) per example) run on the CPU: one or two extra delegate "
+                "partitions",
     }
 
 

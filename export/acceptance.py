@@ -110,7 +110,7 @@ def check(rows, what, parity_data, quantize="int8"):
         f"{limit})" for row, text, limit in failed
     )
     raise NotAccepted(
-        f"The {what} file does not meet the acceptance rule for quantized files on {parity_data}: {outputs}. "
+        f"The {what} does not meet the acceptance rule for quantized files on {parity_data}: {outputs}. "
         f"Nothing was written. {_ADVICE[quantize]}"
     )
 

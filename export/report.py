@@ -16,6 +16,7 @@ the artifact orders inputs as the model does (what anomaly detection needs).
 """
 
 import dataclasses
+import os
 import textwrap
 
 import numpy as np
@@ -205,7 +206,39 @@ def format_table(reports):
                 f"{row.max_abs_error:.2e}",
                 _note(row),
             ))
-    return "\n".join(_columns([header] + rows))
+    return "\n".join(_columns([header] + rows) + [""] + format_ops(reports))
+
+
+#: The builtin ops Arm NN 20.08's TfLite parser reads (Debian's `python3-pyarmnn`, an engine on many Arm
+#: phones and boards), from the parse functions of its `libarmnnTfLiteParser.so.22`. The encoder and
+#: decoder files keep to them (`bench/armnn_check.py`); the score files need LOG and comparisons.
+ARMNN_20_08_OPS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "BATCH_TO_SPACE_ND", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+    "DIV", "EXP", "FULLY_CONNECTED", "HARD_SWISH", "L2_NORMALIZATION", "LEAKY_RELU", "LOGISTIC", "MAX_POOL_2D",
+    "MAXIMUM", "MEAN", "MINIMUM", "MUL", "NEG", "PACK", "PAD", "QUANTIZE", "RELU", "RELU6", "RESHAPE",
+    "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPACE_TO_BATCH_ND", "SPLIT", "SPLIT_V",
+    "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "TRANSPOSE_CONV", "TRANSPOSE", "UNPACK",
+})
+
+
+def format_ops(reports):
+    """One line per LiteRT file: its ops, and those Arm NN 20.08's TfLite parser lacks (`ARMNN_20_08_OPS`).
+
+    Args:
+        reports: a sequence of `ExportReport`; SavedModels are skipped.
+
+    Returns:
+        A list of lines, a heading first.
+    """
+    lines = ["ops per file (beyond Arm NN 20.08's TfLite parser: marked *):"]
+    for report in reports:
+        if report.format != "tflite":
+            continue
+        ops = ", ".join(f"{op}{'*' if op not in ARMNN_20_08_OPS else ''} x{count}"
+                        for op, count in sorted(report.ops.items()))
+        lines.append(textwrap.fill(ops, width=110, initial_indent=f"  {os.path.basename(report.path)}: ",
+                                   subsequent_indent="    ", break_on_hyphens=False))
+    return lines
 
 
 def human_size(size):
