@@ -35,8 +35,9 @@ Quantization (`quantize`):
                (`_endpoints.RAW_SCOPE`) runs in float32 before the first
                QUANTIZE, and the score's likelihood sum and KL term
                (`_endpoints.FLOAT_SCOPE`) stay float32: quantized, they lose
-               the score's ranking. Optional int8 inputs and outputs for the
-               encoder and decoder.
+               the score's ranking. The encoder's posterior heads stay
+               float32 too (see `_float_nodes`). Optional int8 input and
+               output for the decoder.
 
 Every quantized file meets `export.acceptance.RULE` on the parity rows,
 or is not written (`export.acceptance.NotAccepted` says what to do).
@@ -82,8 +83,8 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
         quantize: None, `"float16"`, `"dynamic"` or `"int8"` (see the module docstring).
         representative_data: raw training examples `x` or `(x, labels)`,
             required for `"int8"` (at most 2,000 rows are used).
-        int8_io: with `"int8"`, make the float inputs and outputs of an
-            encoder or decoder int8 too.
+        int8_io: with `"int8"`, make the input `z` and output `x_mean` of a
+            decoder int8 too (parts taking raw x keep it float32).
         per_channel: with `"int8"`, quantize weights per output channel
             instead of per tensor.
         overwrite: replace an existing file at `path`.
@@ -98,7 +99,7 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
         TypeError: if `model` is not a `tfvae.VAE` or an argument has the wrong type.
         ValueError: for a bad `part`, `quantize`, `path`, data of the wrong
             shape, `"int8"` without `representative_data`, `int8_io`
-            without `"int8"` or with a part holding `score`, or a model
+            without `"int8"` or with a part other than `"decoder"`, or a model
             needing Select-TF (Flex) or custom ops.
         FileExistsError: if `path` exists and `overwrite` is False.
         RuntimeError: if the conversion fails or a float32 result disagrees with Keras.
@@ -123,9 +124,11 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     endpoints = _endpoints.PARTS[part]
     if int8_io and quantize != "int8":
         raise ValueError(_checks.invalid("int8_io", "False unless quantize='int8'", int8_io))
-    if int8_io and _endpoints.SCORE in endpoints:
-        raise ValueError(_checks.invalid("int8_io", f"False for part={part!r}, whose score outputs float32",
-                                         int8_io, "Use part='encoder' or 'decoder' for int8 inputs and outputs"))
+    if int8_io and part != "decoder":
+        raise ValueError(_checks.invalid(
+            "int8_io", f"False for part={part!r}, whose raw input x is preprocessed in float32 before the first "
+            "QUANTIZE (one int8 scale cannot serve raw features of different ranges)", int8_io,
+            "Use part='decoder' for int8 inputs and outputs"))
     calibration = _calibration_examples(model, representative_data, quantize)
     examples, parity_source = _examples.parity_examples(model, parity_data, calibration, "representative_data")
     _atomic.check_targets([path], overwrite)
@@ -214,7 +217,7 @@ def _convert(model, endpoints, quantize, calibration, int8_io, per_channel, what
             with warnings.catch_warnings():
                 # The converter's calibrator and debugger still use tf.lite.Interpreter; nothing to act on.
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-                if quantize == "int8":
+                if quantize == "int8" and any("x" in endpoint.inputs for endpoint in endpoints):
                     return _quantize_keeping_float(converter, endpoints)
                 return converter.convert()
         except Exception as error:  # tf.lite ConverterError and friends
@@ -248,8 +251,6 @@ def _quantize_keeping_float(converter, endpoints):
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
                                                          debug_dataset=converter.representative_dataset)
     denied = _float_nodes(debugger.calibrated_model, endpoints)
-    if not denied:
-        return converter.convert()
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied)
     return debugger.get_nondebug_quantized_model()
 
@@ -275,7 +276,12 @@ def _float_nodes(content, endpoints):
 
 
 def _float_ops(content, endpoints):
-    """What an int8 file computes in float32 per signature, why, and what that costs, for the metadata."""
+    """What an int8 file computes in float32 per signature, why, and what that costs, for the metadata.
+
+    None for a decoder: it takes no raw input and computes nothing in float32 but its output's DEQUANTIZE.
+    """
+    if not any("x" in endpoint.inputs for endpoint in endpoints):
+        return None
     return {
         **{endpoint.name: _litert.float_ops(content, endpoint.name) for endpoint in endpoints},
         "why": "raw inputs are preprocessed in float32 before the first QUANTIZE (one int8 scale cannot serve "
