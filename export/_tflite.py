@@ -282,21 +282,15 @@ def _float_nodes(content, endpoints, float_heads=False):
 
 
 def _float_ops(content, endpoints):
-    """What an int8 file computes in float32 per signature, why, and what that costs, for the metadata.
+    """`{signature: {op: count}}` of what an int8 file computes in float32, for the metadata.
 
-    None for a decoder: it takes no raw input and computes nothing in float32 but its output's DEQUANTIZE.
+    Facts about the file only; why these ops stay float32 is told in
+    docs/export.md. None for a decoder, which takes no raw input and
+    computes nothing in float32 but its output's DEQUANTIZE.
     """
     if not any("x" in endpoint.inputs for endpoint in endpoints):
         return None
-    return {
-        **{endpoint.name: _litert.float_ops(content, endpoint.name) for endpoint in endpoints},
-        "why": "raw inputs are preprocessed in float32 before the first QUANTIZE (one int8 scale cannot serve "
-               "raw features whose ranges differ by orders of magnitude); the score's likelihood sum over every "
-               "feature and its KL term stay float32 because int8 loses the score's ranking",
-        "cost": "on an integer-only accelerator the networks run int8 on the accelerator; these elementwise ops "
-                "and sums (O(features + latent) per example) run on the CPU: one or two extra delegate "
-                "partitions",
-    }
+    return {endpoint.name: _litert.float_ops(content, endpoint.name) for endpoint in endpoints}
 
 
 def _representative(model, endpoints, calibration):
