@@ -16,6 +16,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=["tfvae", "export"],
+    package_data={"export": ["metadata_schema.json", "reader/*"]},
     install_requires=[
         # The versions the suite runs on: tfvae.epoch_loop drives Keras' fit
         # loop (it falls back to Keras' own loop, with a warning, on a Keras
@@ -39,7 +40,10 @@ setup(
             "nbformat>=5.9",
             "ipykernel>=6.29",
             "tensorboard>=2.16",
+            "jsonschema>=4.18",
         ],
+        # bench/peers.py's JAX peers; PyTorch is left to the user (PyPI's default wheel is a CUDA build).
+        "bench": ["jax>=0.4.30", "flax>=0.10", "optax>=0.2"],
     },
     entry_points={
         "console_scripts": [

@@ -54,7 +54,7 @@ import warnings
 import tensorflow as tf
 
 import tfvae
-from export import _endpoints, _equalize, _examples, _litert, acceptance, metadata, report
+from export import _endpoints, _equalize, _examples, _litert, _plain_io, acceptance, describe, metadata, report
 from tfvae import _atomic, _checks
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
@@ -137,14 +137,20 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     # Per-tensor int8 weights lose little once the layers are equalized (see export._equalize);
     # the converted copy computes what `model` computes, which parity below checks against `model`.
     converted = _equalize.equalized_copy(model) if quantize == "int8" and not per_channel else model
-    content = _convert(converted, endpoints, quantize, calibration, int8_io, per_channel, what)
+
+    def convert(float_heads=False):
+        content = _convert(converted, endpoints, quantize, calibration, int8_io, per_channel, what, float_heads)
+        # Named tensors, primary output first: what a runtime without signatures reads (export._plain_io).
+        return _plain_io.apply(content, {e.name: (e.input_names(model), e.outputs) for e in endpoints})
+
+    content = convert()
     op_counts = _litert.ops(content)
     _refuse_non_builtin(op_counts, what)
     rows, scores = _parity(model, content, endpoints, examples, quantize)
     if quantize == "int8" and any(row.signature == "encode" for row, _, _ in acceptance.failures(rows)):
         # int8 posterior heads move z_mean in steps of its range / 256, which for a narrow posterior can
         # exceed a tenth of its sigma: the heads then stay float32 (features x latent float weights).
-        content = _convert(converted, endpoints, quantize, calibration, int8_io, per_channel, what, float_heads=True)
+        content = convert(float_heads=True)
         op_counts = _litert.ops(content)
         rows, scores = _parity(model, content, endpoints, examples, quantize)
     if quantize is None:
@@ -158,7 +164,8 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
             scores = _endpoints.reference(model, _endpoints.SCORE, feeds)["score"]
         thresholds = metadata.score_thresholds(scores, parity_source)
     signatures = _litert.signatures(content)
-    options = {"file": path.name, "part": part, "quantize": quantize or "float32", "int8_io": int8_io}
+    options = {"file": path.name, "part": part, "quantize": quantize or "float32", "int8_io": int8_io,
+               "subgraph_0": _plain_io.subgraph_0(content)}
     if quantize == "int8":
         options["weights"] = "per-channel" if per_channel else "per-tensor, cross-layer equalized"
         options["float_ops"] = _float_ops(content, endpoints)
@@ -166,6 +173,7 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     content = metadata.embed(content, info)
     with _atomic.Staging([path], overwrite) as staging:
         _atomic.write_bytes(staging.temp(path), content)
+    describe.write(path.parent)  # the folder's FILES.md and files.json, read from its files
     return report.ExportReport(
         path=str(path), format="tflite", size_bytes=len(content), signatures=signatures, ops=op_counts,
         parity=rows, parity_data=parity_source, metadata_path=str(path), part=part, quantize=quantize,

@@ -5,20 +5,23 @@ inside itself, as the buffer named `"tfvae"` in the TFLite schema's
 `metadata` list (UTF-8 JSON), so an app that has the file has everything:
 signatures, tensor shapes, dtypes and int8 quantization, the preprocessing
 that the graph already applies, versions and the anomaly-score thresholds.
-There is no sidecar file. Example (abridged) for `vae_int8.tflite`:
+Every key, its type and unit: `metadata_schema.json` beside this module
+(`schema()`). Example (abridged) for `vae_int8.tflite`:
 
     {
       "format": "tfvae-export", "format_version": 2,
       "artifact": "tflite", "file": "vae_int8.tflite", "part": "vae", "quantize": "int8",
+      "signature_runner_required": true, "runtime_note": "several signatures, one subgraph each: ...",
+      "subgraph_0": {"signature": "decode", "inputs": ["z"], "outputs": ["x_mean"]},
       "tfvae_version": "0.1.0", "tensorflow_version": "2.21.0",
       "model": {"event_shape": [64], "latent_dim": 8, "likelihood": "bernoulli", "num_classes": null,
-                "preprocessing": {"dataset": "digits", "offset": 0.0, "divisor": 16.0,
-                                  "binarize_threshold": 0.5}},
+                "preprocessing": {"offset": 0.0, "divisor": 16.0, "binarize_threshold": 0.5}},
       "input": "raw: the graph applies the preprocessing (x = (raw - offset) / divisor, then ...)",
       "score_thresholds": {"by_false_positive_rate": {"0.01": 41.2, "0.05": 33.0},
                            "computed_on": "360 rows of the digits test split",
                            "rule": "flag an input as anomalous when score > threshold"},
-      "weights": "per-tensor", "float_ops": {"score": {"ABS": 1, ...}, "why": "...", "cost": "..."},
+      "weights": "per-tensor, cross-layer equalized",
+      "float_ops": {"score": {"EXP": 4, ...}},
       "signatures": {"score": {"inputs": {"x": {"index": 0, "shape": [-1, 64], "dtype": "float32",
                                               "quantization": null}},
                                "outputs": {"score": {...}}}, ...},
@@ -47,9 +50,22 @@ FORMAT_VERSION = 2
 ASSET_NAME = "tfvae.json"
 #: Name of the metadata buffer inside a `.tflite` file (TFLite schema `Model.metadata`).
 TFLITE_METADATA_NAME = "tfvae"
+#: The JSON schema of the metadata (every key, type and unit), shipped with the package.
+SCHEMA_PATH = pathlib.Path(__file__).with_name("metadata_schema.json")
 #: The false-positive rates at which score thresholds are computed.
 FALSE_POSITIVE_RATES = (0.01, 0.05)
 
+#: `runtime_note` of a file holding several signatures (one subgraph each).
+SIGNATURE_RUNNER_NOTE = (
+    "several signatures, one subgraph each: run it with a signature-aware runtime (LiteRT/TensorFlow Lite "
+    "signature runner, Java runSignature); a runtime that runs the first subgraph only runs subgraph_0's "
+    "signature, not the one you want: use the single-signature files instead"
+)
+#: `runtime_note` of a single-signature file.
+PLAIN_TENSOR_NOTE = (
+    "one subgraph: a runtime without signatures reads it by tensor index or name; input tensor 0 and "
+    "output tensor 0 are subgraph_0's first input and output (the primary output), named as in the signature"
+)
 #: What every input and output means; copied into the metadata.
 TENSOR_DOCS = {
     "x": "raw features, one example per row, as the model's training data was read (the graph applies "
@@ -66,6 +82,17 @@ TENSOR_DOCS = {
         "i.e. -elbo(x, sample=False)); higher means less likely under the model; flag score > threshold"
     ),
 }
+
+
+def schema():
+    """The JSON schema of this `FORMAT_VERSION` (a dict), with its stability promise in `description`.
+
+    Example:
+
+    >>> jsonschema.validate(read("vae_int8.tflite"), schema())
+    """
+    with open(SCHEMA_PATH) as handle:
+        return json.load(handle)
 
 
 def asset_path(saved_model_dir):
@@ -161,11 +188,16 @@ def build(model, artifact, signatures, versions, **options):
     Returns:
         A JSON-serializable dict (see the module docstring).
     """
+    runtime = {}
+    if artifact == "tflite":
+        runtime = {"signature_runner_required": len(signatures) > 1,
+                   "runtime_note": SIGNATURE_RUNNER_NOTE if len(signatures) > 1 else PLAIN_TENSOR_NOTE}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "artifact": artifact,
         **options,
+        **runtime,
         **versions,
         "model": model_info(model),
         "input": "raw: " + "; ".join(preprocessing_steps(model.preprocessing)),

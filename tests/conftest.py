@@ -33,11 +33,12 @@ def run_slow(config):
 
     CI services set CI=true; `.ci/run` stays the README's plain `pytest`.
     """
-    return (
-        config.getoption("--run-slow")
-        or os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-        or "slow" in (config.getoption("markexpr") or "")
-    )
+    return config.getoption("--run-slow") or in_ci() or "slow" in (config.getoption("markexpr") or "")
+
+
+def in_ci():
+    """Whether the environment variable CI says this is a CI run."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -65,3 +66,34 @@ def _seed_and_policy():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+#: The files of `tfvae-export all` as the `tiny_export` fixture writes them: (file name, part, quantize).
+TINY_EXPORT_FILES = (
+    ("vae.tflite", "vae", None), ("vae_int8.tflite", "vae", "int8"), ("encoder.tflite", "encoder", None),
+    ("encoder_int8.tflite", "encoder", "int8"), ("score.tflite", "score", None),
+    ("score_int8.tflite", "score", "int8"), ("decoder.tflite", "decoder", None),
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """A tiny digits model (3 epochs, raw pixels in) and its export folder: the files of `tfvae-export all`.
+
+    Returns:
+        `(model, raw_test, folder)`: `raw_test` the raw test pixels (0..16) that set the thresholds.
+    """
+    import export
+
+    (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)
+    keras.utils.set_random_seed(0)
+    model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli",
+                          preprocessing=tfvae.datasets.preprocessing_for("digits", binarize=True))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(tfvae.datasets.apply_preprocessing(x_train, model.preprocessing), epochs=3, batch_size=64, verbose=0)
+    folder = tmp_path_factory.mktemp("tiny_export")
+    export.saved_model(model, folder / "saved_model", parity_data=x_test)
+    for name, part, quantize in TINY_EXPORT_FILES:
+        export.tflite(model, folder / name, part=part, quantize=quantize, parity_data=x_test,
+                      representative_data=x_train if quantize == "int8" else None)
+    return model, x_test.astype(np.float32), folder

@@ -48,9 +48,9 @@ def test_all_writes_every_artifact_and_one_table(run_dir):
     assert done.stderr == ""  # TensorFlow's log lines are kept out of the user's way
     out = run_dir / "export"
     assert sorted(os.listdir(out)) == [
-        "decoder.tflite", "encoder.tflite", "encoder_int8.tflite", "saved_model", "score.tflite",
-        "score_int8.tflite", "vae.tflite", "vae_int8.tflite",
-    ]  # no sidecars: each file carries its metadata
+        "FILES.md", "decoder.tflite", "encoder.tflite", "encoder_int8.tflite", "files.json", "saved_model",
+        "score.tflite", "score_int8.tflite", "vae.tflite", "vae_int8.tflite",
+    ]  # each file carries its metadata; FILES.md and files.json describe them all (export.describe)
     assert (out / "saved_model" / "assets" / "tfvae.json").is_file()
     lines = done.stdout.splitlines()
     assert sum(line.startswith("[") and "done" in line for line in lines) == 8  # one progress line per artifact

@@ -305,7 +305,7 @@ def test_overwrite(model, tmp_path):
     assert _files(tmp_path) == before
     report = export.tflite(model, path, quantize="float16", overwrite=True)
     assert metadata.read(path)["quantize"] == "float16" and os.path.getsize(path) == report.size_bytes
-    assert sorted(os.listdir(tmp_path)) == ["e.tflite"]
+    assert sorted(os.listdir(tmp_path)) == ["FILES.md", "e.tflite", "files.json"]  # the folder's description
 
 
 def test_failure_mid_write_leaves_old_artifact(model, tmp_path, monkeypatch):
