@@ -32,7 +32,7 @@ from tfvae import datasets, latent, losses
 #: Name scope of the score's likelihood sum and KL term, which int8 models keep in float32.
 FLOAT_SCOPE = "likelihood_in_float32"
 #: Name scope of the raw-input preprocessing (and the score's range check), which int8 models keep in float32.
-RAW_SCOPE = "raw_input_in_float32"
+RAW_SCOPE = "raw"
 #: The score of a row the model cannot judge (NaN, or raw values outside the range binarization expects):
 #: the largest float32, above every threshold.
 OUT_OF_RANGE_SCORE = float(np.finfo(np.float32).max)
@@ -84,10 +84,14 @@ def preprocess(model, raw):
         x = tf.cast(raw, tf.float32) if raw.dtype != tf.float32 else raw
         if arithmetic is None:
             return x
+        # Short names: they are stored in every file, and the int8 encoder has a size target.
         if "cut" in arithmetic:
-            steep = (x - tf.constant(arithmetic["cut"])) * tf.constant(arithmetic["steepness"])
-            return tf.minimum(tf.maximum(steep, tf.constant(0.0)), tf.constant(1.0))
-        return (x - tf.constant(arithmetic["offset"])) * tf.constant(arithmetic["scale"])
+            above = tf.subtract(x, tf.constant(arithmetic["cut"], name="cut"), name="sub")
+            steep = tf.multiply(above, tf.constant(arithmetic["steepness"], name="steep"), name="mul")
+            return tf.minimum(tf.maximum(steep, tf.constant(0.0, name="zero"), name="max"),
+                              tf.constant(1.0, name="one"), name="min")
+        centred = tf.subtract(x, tf.constant(arithmetic["offset"], name="offset"), name="sub")
+        return tf.multiply(centred, tf.constant(arithmetic["scale"], name="scale"), name="mul")
 
 
 def flag_out_of_range(model, raw, score):
@@ -97,7 +101,7 @@ def flag_out_of_range(model, raw, score):
     clip it silently) a raw value below or above `_examples.raw_range`,
     scores above every threshold: an app that flags `score > threshold`
     flags it. NaN itself never compares greater, hence a finite value. Uses
-    comparisons (NOT_EQUAL, LESS, GREATER, ANY, SELECT_V2), which only the
+    comparisons (NOT_EQUAL, LESS, GREATER, SELECT_V2, REDUCE_MAX), which only the
     score files hold; they stay float32 in int8 files (`RAW_SCOPE`).
 
     Args:
@@ -115,7 +119,9 @@ def flag_out_of_range(model, raw, score):
             low, high = _examples.raw_range(model)
             bad = bad | (x < tf.constant(low)) | (x > tf.constant(high))
         axes = list(range(1, len(model.event_shape) + 1))
-        return tf.where(tf.reduce_any(bad, axis=axes), tf.constant(OUT_OF_RANGE_SCORE), score)
+        # A float max over the features, not REDUCE_ANY, which TensorFlow Lite Micro has no kernel for.
+        flags = tf.reduce_max(tf.where(bad, tf.constant(1.0), tf.constant(0.0)), axis=axes)
+        return tf.where(flags > tf.constant(0.5), tf.constant(OUT_OF_RANGE_SCORE), score)
 
 
 def _encode(model, x, labels=None):

@@ -279,11 +279,13 @@ def _float_nodes(content, endpoints, float_heads=False):
     """Output tensor names of the ops in RAW_SCOPE and FLOAT_SCOPE of every signature, and of the score's
     output; with `float_heads`, also of `encode`'s outputs (the ops computing them are the posterior heads).
     """
-    scopes = (_endpoints.RAW_SCOPE, _endpoints.FLOAT_SCOPE)
+    # A tensor name is its op's name ("outer/raw/sub"; a scope entered twice becomes "raw_1"), or several
+    # joined by ";" when the converter fused ops.
+    scope = re.compile(rf"(^|/)({_endpoints.RAW_SCOPE}|{_endpoints.FLOAT_SCOPE})(_\d+)?/")
     nodes = []
     for endpoint in endpoints:
         names = _litert.tensor_names(content, endpoint.name)
-        nodes += [name for name in names["operators"] if any(scope in name for scope in scopes)]
+        nodes += [name for name in names["operators"] if any(scope.search(part) for part in name.split(";"))]
         if endpoint is _endpoints.SCORE or (float_heads and endpoint is _endpoints.ENCODE):
             nodes += names["outputs"]
     return nodes
