@@ -25,7 +25,7 @@ process without TensorFlow.
 import importlib
 
 __all__ = ["saved_model", "tflite", "ExportReport", "format_table", "metadata", "tf_saved_model_format",
-           "litert_format", "LiteRTRunner", "describe"]
+           "litert_format", "LiteRTRunner", "describe", "acceptance"]
 
 _LAZY = {
     "saved_model": ("export._saved_model", "saved_model"),
@@ -37,6 +37,7 @@ _LAZY = {
     "LiteRTRunner": ("export.litert_runner", "LiteRTRunner"),
     "metadata": ("export.metadata", None),
     "describe": ("export.describe", None),
+    "acceptance": ("export.acceptance", None),
 }
 
 

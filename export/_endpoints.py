@@ -31,6 +31,11 @@ from tfvae import datasets, latent, losses
 
 #: Name scope of the score's likelihood sum and KL term, which int8 models keep in float32.
 FLOAT_SCOPE = "likelihood_in_float32"
+#: Name scope of the raw-input preprocessing (and the score's range check), which int8 models keep in float32.
+RAW_SCOPE = "raw"
+#: The score of a row the model cannot judge (NaN, or raw values outside the range binarization expects):
+#: the largest float32, above every threshold.
+OUT_OF_RANGE_SCORE = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,29 +62,66 @@ class Endpoint:
 def preprocess(model, raw):
     """The model's `preprocessing` as graph ops: raw x in, the network's x out.
 
-    The same rule as `tfvae.datasets.apply_preprocessing` (a divisor of 0
-    counts as 1): x = (raw - offset) / divisor, then x = 1.0 where
-    x > binarize_threshold else 0.0. Binarization is one comparison of raw
-    values with offset + threshold * divisor (a `SELECT_V2` in LiteRT, which
-    int8 models run exactly). A model without preprocessing takes x as is.
+    The float32 arithmetic of `tfvae.datasets.preprocessing_arithmetic`,
+    which `tfvae.datasets.apply_preprocessing` computes in numpy: scaling is
+    `(raw - offset) * scale` (SUB, MUL), binarization
+    `min(max((raw - cut) * steepness, 0), 1)` (SUB, MUL, MAXIMUM, MINIMUM).
+    No comparison, select, division or log: the encoder and decoder files
+    parse on runtimes with a small op set (Arm NN's TfLite parser). uint8
+    pixels are cast to float32 first (CAST). The ops are in the name scope
+    `RAW_SCOPE`, which int8 files keep in float32: one int8 scale cannot
+    serve raw columns whose ranges differ by orders of magnitude.
 
     Args:
         model: a `tfvae.VAE`.
-        raw: a float32 tensor `(batch,) + event_shape`.
+        raw: a float32 or uint8 tensor `(batch,) + event_shape`.
 
     Returns:
         A float32 tensor of the same shape.
     """
-    offset, divisor, threshold = _examples.preprocessing_constants(model)
-    with tf.name_scope("preprocessing"):
-        if threshold is not None:
-            # Scalar branches: one SELECT_V2 that broadcasts, no ops that build
-            # tensors of ones and zeros at run time (smaller files).
-            above = raw > tf.constant(offset + np.float32(threshold) * divisor)
-            return tf.where(above, tf.constant(1.0), tf.constant(0.0))
-        if not np.all(offset == 0) or not np.all(divisor == 1):
-            return (raw - tf.constant(offset)) / tf.constant(divisor)
-        return raw
+    arithmetic = _examples.preprocessing_constants(model)
+    with tf.name_scope(RAW_SCOPE):
+        x = tf.cast(raw, tf.float32) if raw.dtype != tf.float32 else raw
+        if arithmetic is None:
+            return x
+        # Short names: they are stored in every file, and the int8 encoder has a size target.
+        if "cut" in arithmetic:
+            above = tf.subtract(x, tf.constant(arithmetic["cut"], name="cut"), name="sub")
+            steep = tf.multiply(above, tf.constant(arithmetic["steepness"], name="steep"), name="mul")
+            return tf.minimum(tf.maximum(steep, tf.constant(0.0, name="zero"), name="max"),
+                              tf.constant(1.0, name="one"), name="min")
+        centred = tf.subtract(x, tf.constant(arithmetic["offset"], name="offset"), name="sub")
+        return tf.multiply(centred, tf.constant(arithmetic["scale"], name="scale"), name="mul")
+
+
+def flag_out_of_range(model, raw, score):
+    """`score`, or `OUT_OF_RANGE_SCORE` for rows whose raw values the preprocessing would hide.
+
+    A row holding NaN, and for a binarizing model (whose binarization would
+    clip it silently) a raw value below or above `_examples.raw_range`,
+    scores above every threshold: an app that flags `score > threshold`
+    flags it. NaN itself never compares greater, hence a finite value. Uses
+    comparisons (NOT_EQUAL, LESS, GREATER, SELECT_V2, REDUCE_MAX), which only the
+    score files hold; they stay float32 in int8 files (`RAW_SCOPE`).
+
+    Args:
+        model: a `tfvae.VAE`.
+        raw: the raw input tensor `(batch,) + event_shape`.
+        score: the score tensor `(batch,)`.
+
+    Returns:
+        A float32 tensor `(batch,)`.
+    """
+    with tf.name_scope(RAW_SCOPE):
+        x = tf.cast(raw, tf.float32) if raw.dtype != tf.float32 else raw
+        bad = tf.not_equal(x, x)  # NaN
+        if model.preprocessing and model.preprocessing.get("binarize_threshold") is not None:
+            low, high = _examples.raw_range(model)
+            bad = bad | (x < tf.constant(low)) | (x > tf.constant(high))
+        axes = list(range(1, len(model.event_shape) + 1))
+        # A float max over the features, not REDUCE_ANY, which TensorFlow Lite Micro has no kernel for.
+        flags = tf.reduce_max(tf.where(bad, tf.constant(1.0), tf.constant(0.0)), axis=axes)
+        return tf.where(flags > tf.constant(0.5), tf.constant(OUT_OF_RANGE_SCORE), score)
 
 
 def _encode(model, x, labels=None):
@@ -131,8 +173,9 @@ def input_specs(model, endpoint):
         "epsilon": (None, model.latent_dim),
         "labels": (None,),
     }
+    dtypes = {"labels": tf.int32, "x": tf.as_dtype(_examples.raw_dtype(model))}
     return [
-        tf.TensorSpec(shapes[name], tf.int32 if name == "labels" else tf.float32, name=name)
+        tf.TensorSpec(shapes[name], dtypes.get(name, tf.float32), name=name)
         for name in endpoint.input_names(model)
     ]
 
@@ -161,9 +204,13 @@ def _traceable(model, endpoint):
 
     def function(*args):
         inputs = dict(zip(names, args))
-        if "x" in inputs:
-            inputs["x"] = preprocess(model, inputs["x"])
-        return endpoint.compute(model, **inputs)
+        raw = inputs.get("x")
+        if raw is not None:
+            inputs["x"] = preprocess(model, raw)
+        outputs = endpoint.compute(model, **inputs)
+        if endpoint is SCORE:
+            outputs = {**outputs, "score": flag_out_of_range(model, raw, outputs["score"])}
+        return outputs
 
     function.__name__ = endpoint.name
     return function
@@ -193,7 +240,7 @@ def feeds(model, endpoint, examples, seed=0):
     result = {}
     labels = examples.labels
     if "x" in endpoint.inputs:
-        result["x"] = examples.x
+        result["x"] = _examples.raw_input(model, examples.x)
     if "z" in endpoint.inputs:
         result["z"], labels = _examples.latent_points(model, examples, seed)
     if "epsilon" in endpoint.inputs:

@@ -63,27 +63,63 @@ def as_examples(model, data, name):
 
 
 def preprocessing_constants(model):
-    """`(offset, divisor, threshold)` of `model.preprocessing` as float32 arrays that broadcast over x.
+    """`tfvae.datasets.preprocessing_arithmetic` of `model.preprocessing`, arrays shaped to broadcast over x.
 
-    A divisor of 0 counts as 1 (a constant feature), as in
-    `tfvae.datasets.apply_preprocessing`; `threshold` is None without
-    binarization. A model without preprocessing gives (0, 1, None).
+    Returns:
+        None for a model without preprocessing; else the dict of float32
+        constants (`offset` and `scale`, or `cut` and `steepness`), each a
+        scalar or of shape `model.event_shape`.
+    """
+    arithmetic = datasets.preprocessing_arithmetic(model.preprocessing)
+    if arithmetic is None:
+        return None
+    shape = tuple(model.event_shape)
+    return {key: value.reshape(shape) if value.size > 1 else value for key, value in arithmetic.items()}
+
+
+def raw_range(model):
+    """`(low, high)`: the raw values preprocessing maps to [0, 1], float32 arrays that broadcast over x.
+
+    A divisor of 0 counts as 1, as in `tfvae.datasets.apply_preprocessing`;
+    a model without preprocessing gives (0, 1).
     """
     prep = model.preprocessing or {}
     shape = tuple(model.event_shape)
     offset, divisor = (np.asarray(prep.get(key, default), np.float32)
                        for key, default in (("offset", 0.0), ("divisor", 1.0)))
     offset, divisor = (value.reshape(shape) if value.size > 1 else value for value in (offset, divisor))
-    threshold = prep.get("binarize_threshold")
-    return offset, np.where(divisor == 0, 1, divisor).astype(np.float32), threshold
+    return offset, offset + np.where(divisor == 0, 1, divisor).astype(np.float32)
+
+
+def raw_dtype(model):
+    """The dtype of the exported raw input `x`: uint8 pixels for images, else float32.
+
+    An image model (event shape `(height, width, channels)`) whose raw range
+    (`raw_range`) is one range within 0..255 that spans more than one step
+    takes uint8 pixels as a camera or an image decoder gives them; every
+    other model takes float32 features.
+    """
+    if len(model.event_shape) != 3:
+        return np.float32
+    low, high = raw_range(model)
+    if np.size(low) == 1 and np.size(high) == 1 and 0 <= float(low) and float(high) <= 255 and high - low > 1:
+        return np.uint8
+    return np.float32
+
+
+def raw_input(model, x):
+    """Raw examples `x` (float) as the exported input takes them: rounded to uint8 for an image model."""
+    if raw_dtype(model) is np.uint8:
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return np.asarray(x, np.float32)
 
 
 def synthetic(model, rows=SYNTHETIC_ROWS, seed=0):
     """Raw rows that preprocess to uniform noise in [0, 1] (and random labels): parity data when none is given."""
     rng = np.random.default_rng(seed)
     unit = rng.uniform(0.0, 1.0, (rows,) + tuple(model.event_shape)).astype(np.float32)
-    offset, divisor, _ = preprocessing_constants(model)
-    x = (unit * divisor + offset).astype(np.float32)
+    low, high = raw_range(model)
+    x = raw_input(model, unit * (high - low) + low).astype(np.float32)
     labels = rng.integers(0, model.num_classes, rows).astype(np.int32) if model.num_classes else None
     return Examples(x, labels)
 

@@ -177,7 +177,8 @@ def tensor_names(content, signature):
 
 
 def float_ops(content, signature):
-    """`{op name: count}` of the ops of `signature` that compute float32 tensors (QUANTIZE aside)."""
+    """`{op name: count}` of the ops of `signature` that compute in float32 (QUANTIZE and DEQUANTIZE, the
+    conversions at the borders, aside)."""
     model = schema.Model.GetRootAs(content, 0)
     _, subgraph = _subgraph(model, signature)
     counts = collections.Counter()
@@ -186,6 +187,6 @@ def float_ops(content, signature):
         code = model.OperatorCodes(operator.OpcodeIndex())
         name = _BUILTIN_NAMES.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
         outputs = [subgraph.Tensors(operator.Outputs(k)).Type() for k in range(operator.OutputsLength())]
-        if name != "QUANTIZE" and schema.TensorType.FLOAT32 in outputs:
+        if name not in ("QUANTIZE", "DEQUANTIZE") and schema.TensorType.FLOAT32 in outputs:
             counts[name] += 1
     return dict(sorted(counts.items()))

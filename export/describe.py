@@ -541,7 +541,8 @@ def phone_doc(result):
     if example and example["raw_input"]["binarized_above_raw"] is not None:
         cut = _number(example["raw_input"]["binarized_above_raw"])
         lines += ["", f"Since the graph binarizes at a raw {cut}, digits pre-scaled to 0..1 are all background "
-                  f"(a blank image, whatever the digit), and pixels in 0..255 are ink wherever they exceed {cut}: "
+                  f"(a blank image, whatever the digit), and pixels in 0..255 are ink wherever they exceed {cut} "
+                  "in the encoder, while the score files flag every row with a pixel above the raw maximum: "
                   "scale neither, send the raw range above."]
     lines += ["", "## With a signature runner", "",
               "```python",

@@ -111,6 +111,10 @@ class LiteRTRunner:
             if name == "labels":
                 continue
             feeds[name] = _checks.float_array(name, inputs[name], tuple(int(s) for s in detail["shape_signature"][1:]))
+            if np.dtype(detail["dtype"]) == np.uint8:  # an image model's raw pixels
+                if np.any((feeds[name] < 0) | (feeds[name] > 255) | (feeds[name] != np.round(feeds[name]))):
+                    raise ValueError(_checks.invalid(name, "pixel values, integers 0..255", "<values outside>"))
+                feeds[name] = feeds[name].astype(np.uint8)
         rows = len(next(iter(feeds.values())))
         if "labels" in self.inputs:
             labels = _checks.class_ids("labels", inputs["labels"], self.num_classes, rows, one_hot=False)

@@ -21,7 +21,7 @@ Every key, its type and unit: `metadata_schema.json` beside this module
                            "computed_on": "360 rows of the digits test split",
                            "rule": "flag an input as anomalous when score > threshold"},
       "weights": "per-tensor, cross-layer equalized",
-      "float_ops": {"score": {"EXP": 4, ...}, "why": "...", "cost": "..."},
+      "float_ops": {"score": {"EXP": 4, ...}},
       "signatures": {"score": {"inputs": {"x": {"index": 0, "shape": [-1, 64], "dtype": "float32",
                                               "quantization": null}},
                                "outputs": {"score": {...}}}, ...},

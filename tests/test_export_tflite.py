@@ -38,7 +38,6 @@ VARIANTS = {
     "encoder_float16": ("encoder", "float16", False),
     "encoder_dynamic": ("encoder", "dynamic", False),
     "encoder_int8": ("encoder", "int8", False),
-    "encoder_int8_io": ("encoder", "int8", True),
     "decoder": ("decoder", None, False),
     "decoder_float16": ("decoder", "float16", False),
     "decoder_dynamic": ("decoder", "dynamic", False),
@@ -146,8 +145,11 @@ def test_variant_runs_at_several_batch_sizes_and_matches_keras(name, variants, m
 
 def test_reports(variants):
     sizes = {name: report.size_bytes for name, (_, report) in variants.items()}
-    for part in ("encoder", "decoder"):  # on this tiny model fixed overhead dominates; see the CLI test for ratios
-        assert sizes[f"{part}_int8"] < sizes[part] and sizes[f"{part}_float16"] < sizes[part]
+    # On this tiny model fixed overhead and the int8 encoder's float32 preprocessing and heads dominate;
+    # see the CLI test for ratios.
+    assert sizes["decoder_int8"] < sizes["decoder"]
+    for part in ("encoder", "decoder"):
+        assert sizes[f"{part}_float16"] < sizes[part]
     for name, (path, report) in variants.items():
         part, quantize, int8_io = VARIANTS[name]
         assert report.size_bytes == os.path.getsize(path)
@@ -165,29 +167,32 @@ def test_reports(variants):
 
 
 def test_metadata_is_inside_the_file(variants):
-    path, _ = variants["encoder_int8_io"]
-    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("encoder_int8_io")) == [path.name]
+    path, _ = variants["decoder_int8_io"]
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("decoder_int8_io")) == [path.name]
     info = metadata.read(path)
     assert info == metadata.from_tflite(path.read_bytes())
-    assert info["artifact"] == "tflite" and info["part"] == "encoder" and info["quantize"] == "int8"
+    assert info["artifact"] == "tflite" and info["part"] == "decoder" and info["quantize"] == "int8"
     assert info["int8_io"] is True and info["weights"] == "per-tensor, cross-layer equalized"
     assert info["tfvae_version"] == tfvae.__version__
     assert info["model"] == {
         "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
         "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
     }
-    assert "x > 0.5" in info["input"] and "divisor=16.0" in info["input"] and "raw" in info["tensor_docs"]["x"]
     thresholds = info["score_thresholds"]["by_false_positive_rate"]
     assert thresholds["0.01"] >= thresholds["0.05"] > 0 and "360 rows" in info["score_thresholds"]["computed_on"]
-    runner = Interpreter(model_path=str(path)).get_signature_runner("encode")
+    runner = Interpreter(model_path=str(path)).get_signature_runner("decode")
     for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details())):
         for name, detail in details.items():
-            entry = info["signatures"]["encode"][side][name]
+            entry = info["signatures"]["decode"][side][name]
             assert entry["dtype"] == "int8" == np.dtype(detail["dtype"]).name
             assert entry["index"] == detail["index"] and entry["shape"][0] == -1
             scale, zero_point = detail["quantization"]
             assert entry["quantization"]["scale"] == pytest.approx(scale)
             assert entry["quantization"]["zero_point"] == zero_point
+    encoder_info = metadata.read(variants["encoder_int8"][0])
+    assert encoder_info["signatures"]["encode"]["inputs"]["x"]["dtype"] == "float32"  # raw, preprocessed in float32
+    assert "x > 0.5" in encoder_info["input"] and "divisor=16.0" in encoder_info["input"]
+    assert "raw" in encoder_info["tensor_docs"]["x"]
     float_info = metadata.read(variants["decoder"][0])
     assert float_info["signatures"]["decode"]["inputs"]["z"]["quantization"] is None
     assert float_info["signatures"]["decode"]["outputs"]["x_mean"]["shape"] == [-1, 64]
@@ -265,6 +270,8 @@ def test_int8_needs_representative_data(model, tmp_path):
         (dict(int8_io="yes"), TypeError, ["`int8_io`", "True or False"]),
         (dict(part="vae", quantize="int8", int8_io=True, representative_data=np.zeros((4, 64))), ValueError,
          ["`int8_io`", "part='vae'"]),
+        (dict(part="encoder", quantize="int8", int8_io=True, representative_data=np.zeros((4, 64))), ValueError,
+         ["`int8_io`", "part='encoder'", "float32", "part='decoder'"]),
         (dict(per_channel=1), TypeError, ["`per_channel`"]),
         (dict(overwrite=1), TypeError, ["`overwrite`"]),
         (dict(quantize="int8", representative_data=np.zeros((10, 63))), ValueError,

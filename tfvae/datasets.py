@@ -7,6 +7,8 @@ whoever feeds the model later (a server, a phone) can repeat it:
     {"offset": 0.0, "divisor": 16.0, "binarize_threshold": 0.5}
     x = (x_raw - offset) / divisor;  then x = (x > threshold) if a threshold is set
 
+(computed as `preprocessing_arithmetic` says, the same in Python and in the exported files).
+
 `offset` and `divisor` are floats or per-feature lists.
 """
 
@@ -47,18 +49,76 @@ def preprocessing_for(name, scale=True, binarize=False, threshold=0.5):
 def apply_preprocessing(x, preprocessing):
     """Applies a preprocessing dict (see the module docstring) to raw `x`.
 
+    Computed with the float32 arithmetic of the exported graphs (see
+    `preprocessing_arithmetic`), so that Python and a `.tflite` file turn
+    the same raw row into the same network input, bit for bit.
+
+    Args:
+        x: raw values, any shape whose trailing dimensions the per-feature
+            `offset` and `divisor` broadcast over.
+        preprocessing: a preprocessing dict, or None for none.
+
     Returns:
         A float32 array of the same shape.
+
+    Example:
+
+    >>> apply_preprocessing(np.array([[0.0, 8.0, 9.0, 16.0]]), preprocessing_for("digits", binarize=True))
+    array([[0., 0., 1., 1.]], dtype=float32)
     """
     x = np.asarray(x, np.float32)
-    if not preprocessing:
+    arithmetic = preprocessing_arithmetic(preprocessing)
+    if arithmetic is None:
         return x
-    divisor = np.asarray(preprocessing.get("divisor", 1.0), np.float32)
-    x = (x - np.asarray(preprocessing.get("offset", 0.0), np.float32)) / np.where(divisor == 0, 1, divisor)
+    if "cut" in arithmetic:
+        with np.errstate(over="ignore"):  # far from the cut the product is +-inf, which the clamps map to 1 or 0
+            steep = (x - arithmetic["cut"]) * arithmetic["steepness"]
+        return np.minimum(np.maximum(steep, np.float32(0)), np.float32(1))
+    return ((x - arithmetic["offset"]) * arithmetic["scale"]).astype(np.float32)
+
+
+#: The binarization's slope: (raw - cut) * STEEPNESS, clamped to [0, 1], is exactly `raw > cut` for every
+#: float32 raw value at least 2**-100 away from the cut (a power of two: the product rounds nothing away).
+STEEPNESS = np.float32(2.0 ** 100)
+
+
+def preprocessing_arithmetic(preprocessing):
+    """The float32 constants of a preprocessing dict, as the exported graphs and `apply_preprocessing` use them.
+
+    Both compute with subtraction, multiplication and clamps only (no
+    comparison, select or division), ops every mobile runtime parses:
+
+        scaling:       x = (raw - offset) * scale,   scale = 1 / divisor (a divisor of 0 counts as 1)
+        binarization:  x = min(max((raw - cut) * steepness, 0), 1),   cut = offset + threshold * divisor
+
+    The binarization is `(raw - offset) / divisor > threshold` written in raw
+    units: a raw value above the cut by at least 2**-100 gives 1 (see
+    `STEEPNESS`), one at or below it gives 0.
+
+    Args:
+        preprocessing: a preprocessing dict (see the module docstring), or None.
+
+    Returns:
+        None when the dict does nothing (no dict, offset 0, divisor 1, no
+        threshold); else `{"offset", "scale"}` or, with a threshold,
+        `{"cut", "steepness"}`: float32 scalars or per-feature arrays.
+
+    Example:
+
+    >>> preprocessing_arithmetic(preprocessing_for("digits", binarize=True))["cut"]
+    array(8., dtype=float32)
+    """
+    if not preprocessing:
+        return None
+    offset = np.asarray(preprocessing.get("offset", 0.0), np.float64)
+    divisor = np.asarray(preprocessing.get("divisor", 1.0), np.float64)
+    divisor = np.where(divisor == 0, 1.0, divisor)
     threshold = preprocessing.get("binarize_threshold")
     if threshold is not None:
-        x = (x > threshold).astype(np.float32)
-    return x.astype(np.float32)
+        return {"cut": np.asarray(offset + float(threshold) * divisor, np.float32), "steepness": STEEPNESS}
+    if np.all(offset == 0) and np.all(divisor == 1):
+        return None
+    return {"offset": np.asarray(offset, np.float32), "scale": np.asarray(1.0 / divisor, np.float32)}
 
 
 def image_shape(name):
