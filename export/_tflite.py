@@ -13,7 +13,7 @@ for conditional models; the batch size is dynamic):
     decode       z float32 (b, latent)     -> x_mean float32 (b, *event)
     reconstruct  x float32 (b, *event)     -> x_mean float32 (b, *event)
     score        x float32 (b, *event)     -> score float32 (b,)
-    sample       epsilon float32 (b, latent) -> x_mean float32 (b, *event)
+    sample       epsilon float32 (b, latent) [, u float32 (b,)] -> x_mean float32 (b, *event)
 
 x is RAW data (digits: pixel values 0..16): the graph applies the model's
 preprocessing. Every file carries its metadata (`export.metadata.read`).
@@ -25,10 +25,10 @@ Quantization (`quantize`):
     "dynamic"  weights int8, activations quantized on the fly (about a quarter)
     "int8"     weights and activations int8, ranges calibrated per signature
                on `representative_data` (training rows; decoders on their
-               latent points, `sample` on N(0, I) draws). Weights per tensor
+               latent points, `sample` on the prior's noise). Weights per tensor
                (what older runtimes and NPU delegates accept), after
                cross-layer equalization of Dense chains (`export._equalize`),
-               unless `per_channel=True`. The score's likelihood sum and KL term
+               unless `per_channel=True`. The score's density terms
                (ops in `_endpoints.FLOAT_SCOPE`) stay float32: quantized, the
                score ranked the digits test set almost at random (Spearman
                0.12 against Keras). Optional int8 inputs and outputs for

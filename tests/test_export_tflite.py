@@ -174,7 +174,7 @@ def test_metadata_is_inside_the_file(variants):
     assert info["tfvae_version"] == tfvae.__version__
     assert info["model"] == {
         "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
-        "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
+        "prior": "standard_normal", "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
     }
     assert "x > 0.5" in info["input"] and "divisor=16.0" in info["input"] and "raw" in info["tensor_docs"]["x"]
     thresholds = info["score_thresholds"]["by_false_positive_rate"]
