@@ -15,6 +15,8 @@ log-scale); `tfvae.VAE`
 checks the decoder's output against `params_shape()`.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -175,16 +177,45 @@ class PixelGaussian(Likelihood):
         return {**super().get_config(), "log_scale_bound": self.log_scale_bound}
 
 
+class _TabulatedPoisson(tfd.Poisson):
+    """`tfd.Poisson` whose log(x!) is read from a table of counts 0..max_count.
+
+    TFLite has no lgamma op, which `tfd.Poisson.log_prob` calls; a table
+    lookup (GATHER) is a builtin, so a model with this likelihood exports to
+    LiteRT with its `score`. Equal to `tfd.Poisson.log_prob` for integer
+    counts in [0, max_count] (tests/test_likelihoods.py checks it).
+    """
+
+    def __init__(self, log_rate, max_count, name="TabulatedPoisson"):
+        parameters = dict(locals())
+        self.max_count = max_count
+        super().__init__(log_rate=log_rate, name=name)
+        self._parameters = parameters
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return {"log_rate": tfd.Poisson._parameter_properties(dtype)["log_rate"]}
+
+    def _log_prob(self, x):
+        log_factorials = tf.constant([math.lgamma(count + 1.0) for count in range(self.max_count + 1)], x.dtype)
+        index = tf.cast(tf.clip_by_value(tf.round(x), 0.0, float(self.max_count)), tf.int32)
+        log_rate = tf.convert_to_tensor(self.log_rate)
+        return x * log_rate - tf.exp(log_rate) - tf.gather(log_factorials, index)
+
+
 @LIKELIHOODS.register("poisson")
 class Poisson(Likelihood):
     """Independent Poisson counts, for non-negative integer data (e.g. raw pixel counts 0..16).
 
     `params` are log-rates, softly bounded to `(-log_rate_bound,
-    log_rate_bound)` so that `exp` cannot overflow.
+    log_rate_bound)` so that `exp` cannot overflow. `log_prob` is
+    `tfd.Poisson`'s for integer counts in `[0, max_count]` (log x! is
+    looked up in a table, which LiteRT runs; larger counts are clipped).
 
     Args:
         event_shape: shape of one example x.
         log_rate_bound: positive float.
+        max_count: positive int, the largest count x may hold.
 
     Example:
 
@@ -192,22 +223,22 @@ class Poisson(Likelihood):
     <tf.Tensor: shape=(1, 2), dtype=float32, numpy=array([[1., 1.]], dtype=float32)>
     """
 
-
-    def __init__(self, event_shape, log_rate_bound=15.0, **kwargs):
+    def __init__(self, event_shape, log_rate_bound=15.0, max_count=255, **kwargs):
         super().__init__(event_shape, **kwargs)
         self.log_rate_bound = _checks.positive_float("log_rate_bound", log_rate_bound)
+        self.max_count = _checks.positive_int("max_count", max_count)
 
     def _log_rate(self, params):
         return soft_bound(self.split(params)[0], self.log_rate_bound)
 
     def distribution(self, params):
-        return self._independent(tfd.Poisson(log_rate=self._log_rate(params)))
+        return self._independent(_TabulatedPoisson(self._log_rate(params), self.max_count))
 
     def mean(self, params):
         return tf.exp(self._log_rate(params))
 
     def get_config(self):
-        return {**super().get_config(), "log_rate_bound": self.log_rate_bound}
+        return {**super().get_config(), "log_rate_bound": self.log_rate_bound, "max_count": self.max_count}
 
 
 def get(likelihood, event_shape=None, **options):
