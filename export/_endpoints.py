@@ -53,7 +53,7 @@ class Endpoint:
     compute: object
 
     def input_names(self, model):
-        """The inputs of this endpoint for `model`: `epsilon` is the prior's noise inputs, `labels` last if conditional."""
+        """The inputs of this endpoint for `model`: `epsilon` stands for the prior's noise inputs, `labels` last."""
         names = tuple(name for given in self.inputs
                       for name in (model.prior.noise_names if given == "epsilon" else (given,)))
         return names + (("labels",) if model.num_classes else ())

@@ -25,7 +25,7 @@ def _hidden(text):
 
 def build_parser():
     """The argument parser of `tfvae` (imports TensorFlow through `tfvae.run`)."""
-    from tfvae import distribute, resumable, run
+    from tfvae import distribute, likelihoods, objectives, priors, resumable, run
 
     parser = _cli.Parser(prog="tfvae", description="Train and inspect variational autoencoders.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,7 +35,10 @@ def build_parser():
     train.add_argument("--out", default=d["out"], help="run folder (default runs/<data>)")
     train.add_argument("--latent-dim", type=int, default=d["latent_dim"])
     train.add_argument("--hidden", type=_hidden, default=d["hidden"], help="hidden units, e.g. 128,128")
-    train.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=d["likelihood"])
+    train.add_argument("--likelihood", choices=likelihoods.LIKELIHOODS.names(), default=d["likelihood"])
+    train.add_argument("--prior", choices=priors.PRIORS.names(), default=d["prior"])
+    train.add_argument("--objective", choices=objectives.OBJECTIVES.names(), default=d["objective"],
+                       help="default: the ELBO (IWAE with --num-samples > 1); --beta and --num-samples apply to it")
     train.add_argument("--beta", type=float, default=d["beta"])
     train.add_argument("--epochs", type=int, default=d["epochs"])
     train.add_argument("--batch-size", type=int, default=d["batch_size"])
@@ -107,7 +110,8 @@ def _train(run, args, command):
         data=args.data, out=args.out, latent_dim=args.latent_dim, hidden=args.hidden,
         likelihood=args.likelihood, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, num_samples=args.num_samples,
-        conditional=args.conditional, strategy=args.strategy, resume=args.resume,
+        conditional=args.conditional, prior=args.prior, objective=args.objective, strategy=args.strategy,
+        resume=args.resume,
         deterministic=args.deterministic, backup_every=args.backup_every, overwrite=args.overwrite,
     )
     metrics = result["metrics"]

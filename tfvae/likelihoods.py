@@ -269,6 +269,20 @@ def get(likelihood, event_shape=None, **options):
     return layer
 
 
+def params_per_feature(likelihood):
+    """How many decoder outputs per feature of x the likelihood `likelihood` (name, dict or instance) needs.
+
+    Example:
+
+    >>> params_per_feature("gaussian_per_pixel")
+    2
+    """
+    if isinstance(likelihood, Likelihood):
+        return likelihood.params_per_feature
+    name = likelihood.get("class_name") if isinstance(likelihood, dict) else likelihood
+    return LIKELIHOODS.class_of(name).params_per_feature
+
+
 def from_arguments(likelihood, likelihood_scale, event_shape):
     """The likelihood layer of `tfvae.VAE(likelihood=..., likelihood_scale=...)`.
 

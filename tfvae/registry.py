@@ -80,17 +80,24 @@ class Registry:
         if isinstance(identifier, dict):
             if "class_name" not in identifier:
                 raise ValueError(_checks.invalid(self.family, "a dict with 'class_name' and 'config'", identifier))
-            name = identifier["class_name"]
-            cls = self.classes.get(name) or next(
-                (candidate for candidate in self.classes.values() if candidate.__name__ == name), None)
-            if cls is None:
-                raise ValueError(_checks.invalid(
-                    self.family, f"a class_name among {self.names()} or their class names", name))
+            cls = self.class_of(identifier["class_name"])
             config = dict(identifier.get("config") or {})
             config = {**_accepted(cls, context), **config}
             return cls.from_config(config)
         raise TypeError(_checks.invalid(
             self.family, f"one of {self.names()}, a config dict or a {self.base.__name__} instance", identifier))
+
+    def class_of(self, name):
+        """The class registered as `name`, or whose class name is `name` (as a serialized part names it).
+
+        Raises:
+            ValueError: for an unknown name.
+        """
+        cls = self.classes.get(name) or next(
+            (candidate for candidate in self.classes.values() if candidate.__name__ == name), None)
+        if cls is None:
+            raise ValueError(_checks.invalid(self.family, f"one of {self.names()} or their class names", name))
+        return cls
 
     def name_of(self, part):
         """The short name `part`'s class is registered under."""

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _atomic, _checks, datasets, distribute, plot, resumable, run_folder
+from tfvae import _atomic, _checks, datasets, distribute, objectives, plot, resumable, run_folder
 from tfvae.builders import mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
@@ -29,6 +29,8 @@ DEFAULTS = dict(
     likelihood=None,
     beta=1.0,
     num_samples=1,
+    prior="standard_normal",
+    objective=None,
     conditional=False,
     epochs=150,
     batch_size=64,
@@ -40,7 +42,7 @@ DEFAULTS = dict(
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
           batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), num_samples=1, conditional=False,
           strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY,
-          overwrite=False):
+          overwrite=False, prior="standard_normal", objective=None):
     """Trains `mlp_vae` on `data` and writes a run folder.
 
     Args:
@@ -50,8 +52,14 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         num_samples: k > 1 trains on the k-sample IWAE bound.
         conditional: train a conditional VAE on the dataset's class labels
             (`num_classes` = largest label + 1); named datasets only.
-        likelihood: `"bernoulli"` (default for named image datasets, which
-            are then binarized) or `"gaussian"` (default for files).
+        likelihood: a name of `tfvae.likelihoods.LIKELIHOODS`: `"bernoulli"`
+            (default for named image datasets, which are then binarized),
+            `"gaussian"` (default for files), `"gaussian_per_pixel"`, or
+            `"poisson"` (raw counts, unscaled).
+        prior: a name of `tfvae.priors.PRIORS`.
+        objective: None (the ELBO, IWAE for num_samples > 1) or a name of
+            `tfvae.objectives.OBJECTIVES`, built with `beta`, `num_samples`
+            and the training set's size where it takes them.
         epochs, batch_size, learning_rate: training options (Adam: `tfvae.optimizers.Adam`,
             Keras' Adam with a smaller step graph).
         seed: seeds weights, sampling and the data split.
@@ -114,13 +122,20 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     options = dict(data=os.fspath(data), latent_dim=latent_dim, hidden=list(hidden), likelihood=likelihood,
                    beta=beta, num_samples=num_samples, conditional=bool(conditional), epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    # Written only when not the defaults: a default run's run.json is the previous release's.
+    options.update({name: value for name, value in (("prior", prior), ("objective", objective))
+                    if value != DEFAULTS[name]})
+    shortcuts = dict(beta=beta, num_samples=num_samples)
+    if objective is not None:
+        objective = objectives.get(objective, dataset_size=len(x_train), **shortcuts)
+        shortcuts = {}
     out = distribute.worker_dir(out, strategy)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     with strategy.scope():
-        model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, beta=beta,
-                        num_samples=num_samples, num_classes=num_classes, preprocessing=preprocessing)
+        model = mlp_vae(x_train.shape[1], hidden, latent_dim, likelihood=likelihood, num_classes=num_classes,
+                        preprocessing=preprocessing, prior=prior, objective=objective, **shortcuts)
         # On one device: no steps_per_execution, so that fit runs tfvae.epoch_loop (one compiled
         # call per epoch; the batch callbacks, backups and the non-finite check, run at epoch
         # ends). Under a strategy Keras' loop runs `backup_every` steps per call, at most an epoch.
