@@ -241,8 +241,10 @@ class BetaTCVAE(Objective):
         alpha: weight of the index-code mutual information, float >= 0.
         beta: weight of the total correlation, float >= 0.
         gamma: weight of the dimension-wise KL, float >= 0.
-        dataset_size: N, the number of training examples; None uses the
-            batch size (the minibatch as the whole dataset).
+        dataset_size: N, the number of training examples; None takes N =
+            the batch size. N only shifts the MI, TC and dimension-wise
+            terms by constants (no gradient), so a wrong N changes the
+            reported values, not the training.
 
     Example:
 

@@ -105,8 +105,10 @@ class Registry:
 
 
 def _accepted(cls, context):
-    """The items of `context` that `cls.__init__` names as parameters."""
+    """The items of `context` that `cls.__init__` takes (all of them if it takes `**kwargs`)."""
     parameters = inspect.signature(cls.__init__).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return dict(context)
     return {key: value for key, value in context.items() if key in parameters}
 
 

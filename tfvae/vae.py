@@ -91,7 +91,7 @@ class VAE(EpochLoop, keras.Model):
         self._likelihood_is_name = isinstance(likelihood, str)
         self.likelihood_layer = likelihoods.from_arguments(likelihood, likelihood_scale, self.event_shape)
         self.likelihood_name = likelihoods.LIKELIHOODS.name_of(self.likelihood_layer)
-        self.prior = priors.get(prior)
+        self.prior = priors.get(prior, name="prior")
         self.prior.bind(self)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.objective_trackers = [keras.metrics.Mean(name=name) for name in self.objective.metric_names]
