@@ -105,3 +105,30 @@ def test_bad_option_value_is_named_and_nothing_is_written(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert status != 0 and len(err.splitlines()) == 1 and "latent_dim=0" in err
     assert not os.path.exists(tmp_path / "runs" / "digits" / "model.keras")
+
+
+def test_train_choices_come_from_the_registries():
+    from tfvae import _cli, likelihoods, objectives, priors
+
+    parser = cli.build_parser()
+    for flag, registry in (("--prior", priors.PRIORS), ("--objective", objectives.OBJECTIVES),
+                           ("--likelihood", likelihoods.LIKELIHOODS)):
+        for name in registry.names():
+            assert getattr(parser.parse_args(["train", flag, name]), flag[2:]) == name
+        with pytest.raises(_cli.UsageError) as refused:
+            parser.parse_args(["train", flag, "nope"])
+        assert all(repr(name) in str(refused.value) for name in registry.names())
+
+
+def test_train_with_a_prior_an_objective_and_a_count_likelihood(tmp_path, monkeypatch, capsys):
+    import tfvae
+
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--prior", "vamp",
+                       "--objective", "beta_tcvae", "--beta", "3", "--likelihood", "poisson", "--out", "run"])
+    assert status == 0, capsys.readouterr().err
+    options = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (options["prior"], options["objective"], options["likelihood"]) == ("vamp", "beta_tcvae", "poisson")
+    model = tfvae.load_model(tmp_path / "run" / "model.keras")
+    assert type(model.prior).__name__ == "VampPrior" and model.objective.beta == 3.0
+    assert model.objective.dataset_size == 1437 and model.preprocessing.get("divisor", 1) == 1  # raw counts
