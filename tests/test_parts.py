@@ -308,3 +308,14 @@ def test_variant_fits_evaluates_and_exports_with_parity(variant, tmp_path):
         standard = own + model.prior.distribution(model).log_prob(z_mean).numpy() - np.sum(
             -0.5 * z_mean.numpy() ** 2 - 0.5 * np.log(2 * np.pi), axis=1)
         assert np.max(np.abs(standard - own)) > 0.1
+
+
+def test_the_poisson_table_equals_tfp_poisson_on_counts():
+    import tensorflow_probability as tfp
+
+    layer = likelihoods.Poisson((FEATURES,), max_count=20)
+    params = tf.constant(np.random.default_rng(0).normal(size=(8, FEATURES)), tf.float32)
+    x = _data("poisson", rows=8)
+    log_rate = layer.log_rate_bound * np.tanh(params.numpy() / layer.log_rate_bound)
+    expected = tfp.distributions.Poisson(log_rate=log_rate).log_prob(x).numpy().sum(axis=1)
+    np.testing.assert_allclose(layer.distribution(params).log_prob(x), expected, rtol=1e-5, atol=1e-4)

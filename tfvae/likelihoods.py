@@ -183,14 +183,14 @@ class _TabulatedPoisson(tfd.Poisson):
     TFLite has no lgamma op, which `tfd.Poisson.log_prob` calls; a table
     lookup (GATHER) is a builtin, so a model with this likelihood exports to
     LiteRT with its `score`. Equal to `tfd.Poisson.log_prob` for integer
-    counts in [0, max_count] (tests/test_likelihoods.py checks it).
+    counts in [0, max_count] (tests/test_parts.py checks it). It overrides
+    only TFP's subclass hooks (`_log_prob`, `_parameter_properties`); it is
+    made for `log_prob`, `mean` and sampling, not for slicing or `copy`.
     """
 
     def __init__(self, log_rate, max_count, name="TabulatedPoisson"):
-        parameters = dict(locals())
         self.max_count = max_count
         super().__init__(log_rate=log_rate, name=name)
-        self._parameters = parameters
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
