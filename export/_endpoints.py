@@ -13,11 +13,14 @@ preprocessing too.
     decode       z [, labels]           x_mean
     reconstruct  x [, labels]           x_mean
     score        x [, labels]           score
-    sample       epsilon [, labels]     x_mean
+    sample       epsilon [, u] [, labels]   x_mean
 
-`score` computes the networks first and then, inside the name scope
-`FLOAT_SCOPE`, the likelihood sum and the KL term: an int8 conversion keeps
-the ops of that scope in float32 (see `export._tflite`).
+Both ask the model: `score` is `tfvae.scores.anomaly_score` (the networks
+first, then the density terms inside the name scope `FLOAT_SCOPE`, which an
+int8 conversion keeps in float32, see `export._tflite`); `sample` decodes
+`model.prior.from_noise(epsilon, u)`, a deterministic function of noise the
+client draws (`u`, which picks a mixture prior's component, only for such
+priors), so no exported graph holds a random op.
 """
 
 import dataclasses
@@ -27,10 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 from export import _examples
-from tfvae import datasets, latent, losses
+from tfvae import datasets, scores
 
-#: Name scope of the score's likelihood sum and KL term, which int8 models keep in float32.
-FLOAT_SCOPE = "likelihood_in_float32"
+#: Name scope of the score's density terms, which int8 models keep in float32.
+FLOAT_SCOPE = scores.DENSITY_SCOPE
 #: Name scope of the raw-input preprocessing (and the score's range check), which int8 models keep in float32.
 RAW_SCOPE = "raw"
 #: The score of a row the model cannot judge (NaN, or raw values outside the range binarization expects):
@@ -55,8 +58,10 @@ class Endpoint:
     compute: object
 
     def input_names(self, model):
-        """The inputs of this endpoint for `model`, `labels` last if conditional."""
-        return self.inputs + (("labels",) if model.num_classes else ())
+        """The inputs of this endpoint for `model`: `epsilon` stands for the prior's noise inputs, `labels` last."""
+        names = tuple(name for given in self.inputs
+                      for name in (model.prior.noise_names if given == "epsilon" else (given,)))
+        return names + (("labels",) if model.num_classes else ())
 
 
 def preprocess(model, raw):
@@ -137,20 +142,12 @@ def _reconstruct(model, x, labels=None):
     return {"x_mean": model.reconstruct(x, labels)}
 
 
-def _sample(model, epsilon, labels=None):
-    # The prior is N(0, I), so epsilon is itself a draw of z.
-    return {"x_mean": model.decode(epsilon, labels)}
+def _sample(model, epsilon, u=None, labels=None):
+    return {"x_mean": model.decode(model.prior.from_noise(model, epsilon, u), labels)}
 
 
 def _score(model, x, labels=None):
-    # -model.elbo(x, sample=False) (the reference), written so that the
-    # networks come first and the sums after them, in FLOAT_SCOPE.
-    z_mean, z_log_sigma = model.encode(x, labels)
-    likelihood = model.likelihood(z_mean, labels)
-    posterior = model.latent.distribution(z_mean, z_log_sigma)
-    with tf.name_scope(FLOAT_SCOPE):
-        prior = latent.standard_normal_prior(model.latent_dim)
-        return {"score": losses.kl_divergence(posterior, prior) - likelihood.log_prob(x)}
+    return {"score": scores.anomaly_score(model, x, labels)}
 
 
 ENCODE = Endpoint("encode", ("x",), ("z_mean", "z_log_sigma"), _encode)
@@ -171,6 +168,7 @@ def input_specs(model, endpoint):
         "x": (None,) + tuple(model.event_shape),
         "z": (None, model.latent_dim),
         "epsilon": (None, model.latent_dim),
+        "u": (None,),
         "labels": (None,),
     }
     dtypes = {"labels": tf.int32, "x": tf.as_dtype(_examples.raw_dtype(model))}
@@ -221,10 +219,7 @@ def reference(model, endpoint, feeds):
     inputs = dict(feeds)
     if "x" in inputs:
         inputs["x"] = datasets.apply_preprocessing(inputs["x"], model.preprocessing)
-    if endpoint is SCORE:  # the model's own ELBO, not the exporter's rewrite of it
-        outputs = {"score": -model.elbo(inputs["x"], inputs.get("labels"), sample=False)}
-    else:
-        outputs = endpoint.compute(model, **inputs)
+    outputs = endpoint.compute(model, **inputs)
     return {name: np.asarray(outputs[name]) for name in endpoint.outputs}
 
 
@@ -232,7 +227,7 @@ def feeds(model, endpoint, examples, seed=0):
     """Inputs for `endpoint` derived from `examples` (an `_examples.Examples` of raw x).
 
     `x` is the examples; `z` are latent points (see `_examples.latent_points`);
-    `epsilon` is standard normal noise, one row per example, drawn with `seed`.
+    `epsilon` (and `u`) the prior's noise (`model.prior.noise`), one row per example, drawn with `seed`.
 
     Returns:
         A dict from input name to numpy array.
@@ -244,8 +239,7 @@ def feeds(model, endpoint, examples, seed=0):
     if "z" in endpoint.inputs:
         result["z"], labels = _examples.latent_points(model, examples, seed)
     if "epsilon" in endpoint.inputs:
-        noise = np.random.default_rng(seed).standard_normal((len(examples.x), model.latent_dim))
-        result["epsilon"] = noise.astype(np.float32)
+        result.update(model.prior.noise(np.random.default_rng(seed), len(examples.x)))
     if model.num_classes:
         result["labels"] = labels
     return result

@@ -137,7 +137,7 @@ def latent_points(model, examples, seed=0):
 
     For n examples, 3n rows: the posterior means z_mean(x) (reconstruction),
     one posterior sample z_mean + sigma * epsilon each, and n draws from the
-    prior N(0, I) (generation); labels repeat those of the examples.
+    model's prior (generation); labels repeat those of the examples.
 
     Returns:
         `(z, labels)`: float32 `(3n, latent_dim)` and int32 `(3n,)` or None.
@@ -146,7 +146,7 @@ def latent_points(model, examples, seed=0):
     x = datasets.apply_preprocessing(examples.x, model.preprocessing)
     z_mean, z_log_sigma = (np.asarray(t) for t in model.encode(x, examples.labels))
     noise = rng.standard_normal(z_mean.shape).astype(np.float32)
-    prior = rng.standard_normal(z_mean.shape).astype(np.float32)
+    prior = np.asarray(model.prior.from_noise(model, **model.prior.noise(rng, len(z_mean))))
     z = np.concatenate([z_mean, z_mean + np.exp(z_log_sigma) * noise, prior]).astype(np.float32)
     labels = None if examples.labels is None else np.tile(examples.labels, 3)
     return z, labels

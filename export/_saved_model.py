@@ -10,13 +10,14 @@ input `(batch,)` of class ids for conditional models):
     reconstruct      x       float32 (b, *event)     x_mean               float32 (b, *event)
     score            x       float32 (b, *event)     score                float32 (b,)
     sample           epsilon float32 (b, latent)     x_mean               float32 (b, *event)
+                     [u float32 (b,), mixture priors]
 
 x is RAW data (digits: pixel values 0..16): the graph applies the model's
 preprocessing, which the metadata records.
 
-`sample` decodes z = epsilon (the prior is N(0, I)): the client draws the
-noise, so samples are reproducible. `score` is the negative ELBO with
-z = z_mean in the reconstruction term (`-model.elbo(x, sample=False)`),
+`sample` decodes a draw of the model's prior computed from noise the client
+draws (`epsilon`, and `u` for a mixture prior), so samples are reproducible
+and the graph has no random op. `score` is `tfvae.scores.anomaly_score`,
 deterministic, in nats; higher = more anomalous.
 """
 

@@ -13,7 +13,7 @@ for conditional models; the batch size is dynamic):
     decode       z float32 (b, latent)     -> x_mean float32 (b, *event)
     reconstruct  x float32 (b, *event)     -> x_mean float32 (b, *event)
     score        x float32 (b, *event)     -> score float32 (b,)
-    sample       epsilon float32 (b, latent) -> x_mean float32 (b, *event)
+    sample       epsilon float32 (b, latent) [, u float32 (b,)] -> x_mean float32 (b, *event)
 
 x is RAW data (digits: pixel values 0..16; uint8 `(b, height, width,
 channels)` pixels for an image model, see `_examples.raw_dtype`): the graph
@@ -28,12 +28,12 @@ Quantization (`quantize`):
     "dynamic"  weights int8, activations quantized on the fly (about a quarter)
     "int8"     weights and activations int8, ranges calibrated per signature
                on `representative_data` (training rows; decoders on their
-               latent points, `sample` on N(0, I) draws). Weights per tensor
+               latent points, `sample` on the prior's noise). Weights per tensor
                (what older runtimes and NPU delegates accept), after
                cross-layer equalization of Dense chains (`export._equalize`),
                unless `per_channel=True`. The raw-input preprocessing
                (`_endpoints.RAW_SCOPE`) runs in float32 before the first
-               QUANTIZE, and the score's likelihood sum and KL term
+               QUANTIZE, and the score's density terms
                (`_endpoints.FLOAT_SCOPE`) stay float32: quantized, they lose
                the score's ranking. When int8 posterior heads miss the
                acceptance rule, they stay float32 too. Optional int8 input and

@@ -552,7 +552,7 @@ def phone_doc(result):
               "interpreter = Interpreter(model_path=\"vae_int8.tflite\")   # one per thread",
               "score = interpreter.get_signature_runner(\"score\")",
               "pixels = np.asarray(raw_image, np.float32).reshape(1, 64)   # 8x8 digit, row by row, raw values",
-              "value = score(x=pixels)[\"score\"][0]                          # negative ELBO in nats",
+              "value = score(x=pixels)[\"score\"][0]                          # anomaly score in nats",
               "is_anomaly = value > threshold   # a threshold from the file's metadata (below)",
               "```", "",
               "The runner resizes for any batch. On Android (LiteRT Java API): "

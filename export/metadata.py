@@ -72,14 +72,17 @@ TENSOR_DOCS = {
          "the preprocessing recorded under model.preprocessing)",
     "labels": "class ids in [0, num_classes), int32, one per row (conditional models only)",
     "z": "latent points, one row per example",
-    "epsilon": "standard normal noise N(0, I), one row per sample; the prior is N(0, I), so z = epsilon",
+    "epsilon": "standard normal noise N(0, I), one row per sample; the graph turns it into a draw of the "
+               "model's prior (for the prior N(0, I), z = epsilon)",
+    "u": "uniform noise in [0, 1), one per sample (mixture priors only): picks the prior's mixture component",
     "z_mean": "mean of the posterior q(z|x): the embedding of x",
     "z_log_sigma": "log standard deviation of q(z|x) (bounded); sigma = exp(z_log_sigma)",
     "x_mean": "mean of p(x|z): probabilities in [0, 1] for a Bernoulli likelihood, means for a Gaussian one, "
               "in preprocessed units",
     "score": (
-        "anomaly score: the negative ELBO in nats, deterministic (z = z_mean in the reconstruction term, "
-        "i.e. -elbo(x, sample=False)); higher means less likely under the model; flag score > threshold"
+        "anomaly score in nats, deterministic: -log p(x|z_mean) - log p(z_mean) + log q(z_mean|x) with the "
+        "model's prior and likelihood (tfvae.scores.anomaly_score); higher means less likely under the model; "
+        "flag score > threshold"
     ),
 }
 
@@ -140,6 +143,7 @@ def model_info(model):
         "event_shape": [int(size) for size in model.event_shape],
         "latent_dim": int(model.latent_dim),
         "likelihood": model.likelihood_name,
+        "prior": type(model.prior).registered_name,
         "num_classes": model.num_classes,
         "preprocessing": model.preprocessing,
     }

@@ -226,3 +226,30 @@ def test_a_diverging_run_gives_one_consistent_message(tmp_path, capsys):
     assert "test ELBO" not in captured.out  # no line that reads like a result
     (line,) = captured.err.splitlines()
     assert "the loss is not finite" in line and "test ELBO" in line and "with those weights" in line
+
+
+def test_train_choices_come_from_the_registries():
+    from tfvae import _cli, likelihoods, objectives, priors
+
+    parser = cli.build_parser()
+    for flag, registry in (("--prior", priors.PRIORS), ("--objective", objectives.OBJECTIVES),
+                           ("--likelihood", likelihoods.LIKELIHOODS)):
+        for name in registry.names():
+            assert getattr(parser.parse_args(["train", flag, name]), flag[2:]) == name
+        with pytest.raises(_cli.UsageError) as refused:
+            parser.parse_args(["train", flag, "nope"])
+        assert all(repr(name) in str(refused.value) for name in registry.names())
+
+
+def test_train_with_a_prior_an_objective_and_a_count_likelihood(tmp_path, monkeypatch, capsys):
+    import tfvae
+
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--prior", "vamp",
+                       "--objective", "beta_tcvae", "--beta", "3", "--likelihood", "poisson", "--out", "run"])
+    assert status == 0, capsys.readouterr().err
+    options = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (options["prior"], options["objective"], options["likelihood"]) == ("vamp", "beta_tcvae", "poisson")
+    model = tfvae.load_model(tmp_path / "run" / "model.keras")
+    assert type(model.prior).__name__ == "VampPrior" and model.objective.beta == 3.0
+    assert model.objective.dataset_size == 1437 and model.preprocessing.get("divisor", 1) == 1  # raw counts

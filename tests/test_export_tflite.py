@@ -176,7 +176,7 @@ def test_metadata_is_inside_the_file(variants):
     assert info["tfvae_version"] == tfvae.__version__
     assert info["model"] == {
         "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
-        "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
+        "prior": "standard_normal", "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
     }
     thresholds = info["score_thresholds"]["by_false_positive_rate"]
     assert thresholds["0.01"] >= thresholds["0.05"] > 0 and "360 rows" in info["score_thresholds"]["computed_on"]

@@ -39,8 +39,8 @@ def test_gaussian_learned_scale_is_one_trainable_weight_per_feature():
 
 
 def test_get_rejects_unknown_likelihood_and_bad_scale():
-    with pytest.raises(ValueError, match="likelihood.*poisson"):
-        likelihoods.get("poisson", (3,))
+    with pytest.raises(ValueError, match="likelihood.*laplace"):
+        likelihoods.get("laplace", (3,))
     with pytest.raises(ValueError, match="scale"):
         likelihoods.Gaussian((3,), scale=-1.0)
 

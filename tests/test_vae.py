@@ -263,7 +263,7 @@ def test_vae_accepts_any_keras_bodies_and_event_shape():
     "kwargs, pattern",
     [
         (dict(latent_dim=0), r"`latent_dim`.*positive integer.*latent_dim=0"),
-        (dict(likelihood="poisson"), r"`likelihood`.*'poisson'"),
+        (dict(likelihood="laplace"), r"`likelihood`.*'laplace'"),
         (dict(beta=-1.0), r"`beta`.*beta=-1.0"),
         (dict(free_bits=float("nan")), r"`free_bits`"),
         (dict(num_samples=0), r"`num_samples`"),

@@ -29,7 +29,8 @@ _EXPORTS = {
     "format_evaluation": ("tfvae.evaluation", "format_evaluation"),
     "load_model": ("tfvae.saving", "load_model"),
 }
-_SUBMODULES = ("callbacks", "datasets", "distribute", "likelihoods", "losses", "optimizers", "plot")
+_SUBMODULES = ("callbacks", "datasets", "distribute", "likelihoods", "losses", "objectives", "optimizers", "plot",
+               "priors", "scores")
 
 __all__ = [*_EXPORTS, *_SUBMODULES, "__version__"]
 

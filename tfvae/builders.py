@@ -2,7 +2,7 @@
 
 import keras
 
-from tfvae import _checks
+from tfvae import _checks, likelihoods
 from tfvae.vae import VAE
 
 
@@ -13,17 +13,18 @@ def mlp_vae(input_dim, hidden_units, latent_dim, likelihood="gaussian", activati
     `mlp_vae(6, (4,), 2)`: the encoder body maps x to a = (a1..a4), and two
     separate Dense heads map a to (mu1, mu2) and (log sigma1, log sigma2).
     The decoder mirrors the hidden layers and ends in a linear Dense layer
-    giving the likelihood's parameters.
+    giving the likelihood's parameters (`params_per_feature` per feature).
 
     Args:
         input_dim: positive int, the number of features of x.
         hidden_units: tuple of positive ints, the encoder's hidden layers
             (the decoder uses them in reverse); may be empty.
         latent_dim: positive int, the size of z.
-        likelihood: `"gaussian"` or `"bernoulli"`.
+        likelihood: a name of `tfvae.likelihoods.LIKELIHOODS`, a config dict
+            or a `Likelihood` (e.g. `"gaussian"`, `"bernoulli"`, `"poisson"`).
         activation: activation of the hidden layers.
         num_classes: None, or the number of classes of a conditional VAE.
-        **kwargs: further `tfvae.VAE` arguments (`beta`, `free_bits`, ...).
+        **kwargs: further `tfvae.VAE` arguments (`prior`, `objective`, `beta`, ...).
 
     Returns:
         A built `tfvae.VAE`.
@@ -50,7 +51,7 @@ def mlp_vae(input_dim, hidden_units, latent_dim, likelihood="gaussian", activati
     decoder = keras.Sequential(
         [keras.Input((latent_dim + (num_classes or 0),), name="z")]
         + [keras.layers.Dense(units, activation, name=f"hidden_{i + 1}") for i, units in enumerate(reversed(hidden_units))]
-        + [keras.layers.Dense(input_dim, name="params")],
+        + [keras.layers.Dense(input_dim * likelihoods.params_per_feature(likelihood), name="params")],
         name="decoder",
     )
     return VAE(encoder, decoder, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)
@@ -122,7 +123,8 @@ def conv_vae(input_shape, filters, latent_dim, likelihood="bernoulli", kernel_si
             keras.layers.Conv2DTranspose(f, activation=activation, name=f"deconv_{i + 1}", **conv)
             for i, f in enumerate(reversed(filters[:-1]))
         ]
-        + [keras.layers.Conv2DTranspose(channels, name="params", **conv)],
+        + [keras.layers.Conv2DTranspose(channels * likelihoods.params_per_feature(likelihood), name="params",
+                                        **conv)],
         name="decoder",
     )
     return VAE(encoder, decoder, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)

@@ -25,7 +25,7 @@ def _hidden(text):
 
 def build_parser():
     """The argument parser of `tfvae` (imports TensorFlow through `tfvae.run`)."""
-    from tfvae import distribute, resumable, run
+    from tfvae import distribute, likelihoods, objectives, priors, resumable, run
 
     parser = _cli.Parser(prog="tfvae", description="Train and inspect variational autoencoders.",
                          epilog="To export a trained run (SavedModel, LiteRT .tflite files): tfvae-export --help")
@@ -48,8 +48,12 @@ def build_parser():
                             "weights (needs --validation-split)")
     train.add_argument("--latent-dim", type=int, default=d["latent_dim"], help="size of z")
     train.add_argument("--hidden", type=_hidden, default=d["hidden"], help="an mlp body's hidden units, e.g. 128,128")
-    train.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=d["likelihood"],
+    train.add_argument("--likelihood", choices=likelihoods.LIKELIHOODS.names(), default=d["likelihood"],
                        help="None: bernoulli for named datasets and image folders, gaussian for files")
+    train.add_argument("--prior", choices=priors.PRIORS.names(), default=d["prior"], help="p(z)")
+    train.add_argument("--objective", choices=objectives.OBJECTIVES.names(), default=d["objective"],
+                       help="None: the ELBO (IWAE with more than one IWAE sample); --beta and the IWAE samples "
+                            "apply to it")
     train.add_argument("--beta", type=float, default=d["beta"], help="weight of the KL term")
     train.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs")
     train.add_argument("--batch-size", type=int, default=d["batch_size"], help="examples per step")
@@ -121,7 +125,8 @@ def _train(run, args, command):
         data=args.data, out=args.out, latent_dim=args.latent_dim, hidden=args.hidden,
         likelihood=args.likelihood, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, num_samples=args.num_samples,
-        conditional=args.conditional, strategy=args.strategy, resume=args.resume,
+        conditional=args.conditional, prior=args.prior, objective=args.objective, strategy=args.strategy,
+        resume=args.resume,
         deterministic=args.deterministic, backup_every=args.backup_every, overwrite=args.overwrite,
         body=args.body, filters=args.filters, validation_split=args.validation_split,
         early_stopping=args.early_stopping, memory_budget=args.memory_budget,

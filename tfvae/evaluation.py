@@ -5,7 +5,7 @@ example, averaged over x):
 
     elbo            E_q[log p(x|z)] - KL(q(z|x) || p(z))      (nats, <= log p(x))
     reconstruction  -E_q[log p(x|z)]                          (nats)
-    kl              KL(q(z|x) || p(z)), analytic               (nats)
+    kl              KL(q(z|x) || p(z)), analytic or MC estimate (nats)
     nll             -log p(x) estimated with k importance samples:
                     -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)
     bits_per_dim    nll / (number of features * log 2)
@@ -25,7 +25,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, losses
+from tfvae import _checks, losses, objectives
 from tfvae.epoch_loop import any_rows
 from tfvae.vae import VAE
 
@@ -123,8 +123,11 @@ def elbo_parts(model, x, labels=None, elbo_samples=100, batch_size=128, seed=0):
     """
     def parts(x_batch, one_hot, seed):
         posterior = model.posterior(x_batch, one_hot)
-        kl = losses.kl_divergence(posterior, model._prior())
-        _, log_px_given_z = model.log_importance_weights(x_batch, elbo_samples, labels=one_hot, seed=seed)
+        _, log_px_given_z, log_ratio = objectives.log_importance_weights(
+            model, x_batch, one_hot, posterior, elbo_samples, seed=seed)
+        # The prior's analytic KL where it has one, else its estimate on the same samples.
+        kl = model.prior.kl(posterior, model)
+        kl = -tf.reduce_mean(log_ratio, axis=0) if kl is None else kl
         return posterior.mean(), kl, -tf.reduce_mean(log_px_given_z, axis=0)
 
     # One compiled function for every batch (eagerly, TFP's Python cost more than the arithmetic).

@@ -1,10 +1,21 @@
-"""The latent layer: a diagonal Gaussian posterior q(z|x) and its sample."""
+"""The posterior family: a diagonal Gaussian q(z|x), its bound and its one reparameterized sampler.
+
+A posterior layer has one interface, used by the VAE, its objectives and the
+exporters:
+
+    bound_log_sigma(raw)                 the soft bound on a raw log-sigma head output
+    distribution(z_mean, z_log_sigma)    q(z|x) as a tfd distribution
+    sample(posterior, seed, shape)       z = mean + sigma * epsilon, differentiably
+
+`POSTERIORS` registers it (`get("gaussian")`).
+"""
 
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import _checks
+from tfvae.registry import Registry
 
 tfd = tfp.distributions
 
@@ -64,7 +75,10 @@ def reparameterized_sample(posterior, seed=None, sample_shape=()):
     return posterior.bijector.forward(epsilon)
 
 
-@keras.saving.register_keras_serializable(package="tfvae")
+POSTERIORS = Registry("posterior", keras.layers.Layer)
+
+
+@POSTERIORS.register("gaussian")
 class GaussianLatent(keras.layers.Layer):
     """Diagonal Gaussian posterior with a reparameterized sample.
 
@@ -84,9 +98,8 @@ class GaussianLatent(keras.layers.Layer):
     stays in [4.5e-5, 2.2e4] and sigma**2 is finite in float32. The layer
     always computes in float32, also under a mixed-precision policy.
 
-    Sampling uses `tfd.MultivariateNormalDiag.sample`, which lowers to the
-    TensorFlow op `RandomStandardNormal`, a TFLite builtin
-    (`RANDOM_STANDARD_NORMAL`).
+    Every draw goes through `sample` (`reparameterized_sample`): training,
+    the IWAE bound, `VAE.elbo` and a call in training mode.
 
     Args:
         log_sigma_bound: positive float, the bound on |z_log_sigma|.
@@ -129,12 +142,27 @@ class GaussianLatent(keras.layers.Layer):
             scale_diag=tf.exp(tf.cast(z_log_sigma, "float32")),
         )
 
+    def sample(self, posterior, seed=None, sample_shape=()):
+        """A reparameterized draw of `posterior`: see `reparameterized_sample`."""
+        return reparameterized_sample(posterior, seed, sample_shape)
+
     def call(self, inputs, training=None):
         z_mean, z_log_sigma = inputs
-        return self.distribution(z_mean, self.bound_log_sigma(z_log_sigma)).sample()
+        return self.sample(self.distribution(z_mean, self.bound_log_sigma(z_log_sigma)))
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
     def get_config(self):
         return {**super().get_config(), "log_sigma_bound": self.log_sigma_bound}
+
+
+def get(identifier="gaussian", **context):
+    """A posterior layer from a name (`"gaussian"`), a config dict or an instance.
+
+    Example:
+
+    >>> get("gaussian", log_sigma_bound=5.0).log_sigma_bound
+    5.0
+    """
+    return POSTERIORS.get(identifier, **context)

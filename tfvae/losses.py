@@ -1,20 +1,11 @@
-"""The pieces of the VAE objective, as small functions of tensors.
-
-With encoder q(z|x), decoder p(x|z) and prior p(z) = N(0, I):
+"""Pieces of VAE objectives as small functions of tensors (the objectives themselves: `tfvae.objectives`).
 
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x)
 
-`VAE.train_step` minimizes the batch mean of
-
-    reconstruction_loss + kl_weight * free_bits_kl        (num_samples == 1)
-    -iwae_bound(log_importance_weights)                   (num_samples == k > 1)
-
-References:
-    Kingma & Welling (2014), Auto-Encoding Variational Bayes.
-    Higgins et al. (2017), beta-VAE.
-    Kingma et al. (2016), Improved Variational Inference with Inverse
-        Autoregressive Flow (free bits).
-    Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders.
+`kl_divergence` is the fast analytic KL between diagonal Gaussians (the
+standard prior's path), `kl_per_dimension` and `free_bits_kl` its
+per-dimension form against N(0, 1), `iwae_bound` the k-sample bound;
+references are in `tfvae.objectives`.
 """
 
 import math

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _atomic, _checks, datasets, distribute, image_folders, plot, resumable, run_folder
+from tfvae import _atomic, _checks, datasets, distribute, image_folders, objectives, plot, resumable, run_folder
 from tfvae.builders import conv_vae, mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
@@ -29,6 +29,8 @@ DEFAULTS = dict(
     likelihood=None,
     beta=1.0,
     num_samples=1,
+    prior="standard_normal",
+    objective=None,
     conditional=False,
     epochs=150,
     batch_size=64,
@@ -48,7 +50,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
           batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), num_samples=1, conditional=False,
           strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY,
           overwrite=False, body="auto", filters=(32, 64), validation_split=0.0, early_stopping=None,
-          memory_budget="2GB"):
+          memory_budget="2GB", prior="standard_normal", objective=None):
     """Trains `mlp_vae` or `conv_vae` on `data` and writes a run folder.
 
     Args:
@@ -73,9 +75,14 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         num_samples: k > 1 trains on the k-sample IWAE bound.
         conditional: train a conditional VAE on the dataset's class labels
             (`num_classes` = largest label + 1); named datasets only.
-        likelihood: `"bernoulli"` (default for named image datasets, which
-            are then binarized, and for folders of images) or `"gaussian"`
-            (default for files).
+        likelihood: a name of `tfvae.likelihoods.LIKELIHOODS`: `"bernoulli"`
+            (default for named image datasets, which are then binarized, and
+            for folders of images), `"gaussian"` (default for files),
+            `"gaussian_per_pixel"`, or `"poisson"` (raw counts, unscaled).
+        prior: a name of `tfvae.priors.PRIORS`.
+        objective: None (the ELBO, IWAE for num_samples > 1) or a name of
+            `tfvae.objectives.OBJECTIVES`, built with `beta`, `num_samples`
+            and the training set's size where it takes them.
         epochs, batch_size, learning_rate: training options (Adam: `tfvae.optimizers.Adam`,
             Keras' Adam with a smaller step graph).
         seed: seeds weights, sampling and the data split.
@@ -158,13 +165,20 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         rows, held_out = datasets.split_rows(len(x_train), seed, 1 - validation_split, name="validation_split")
         validation = _rows(x_train, labels_train, held_out)
         x_train, labels_train = _rows(x_train, labels_train, rows)
+    # Written only when not the defaults: a default run's run.json keeps the previous release's keys.
+    options.update({name: value for name, value in (("prior", prior), ("objective", objective))
+                    if value != DEFAULTS[name]})
+    shortcuts = dict(beta=beta, num_samples=num_samples)
+    if objective is not None:
+        objective = objectives.get(objective, dataset_size=len(x_train), **shortcuts)
+        shortcuts = {}
     out = distribute.worker_dir(out, strategy)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     with strategy.scope():
-        shared = dict(likelihood=likelihood, beta=beta, num_samples=num_samples, num_classes=num_classes,
-                      preprocessing=preprocessing)
+        shared = dict(likelihood=likelihood, num_classes=num_classes, preprocessing=preprocessing, prior=prior,
+                      objective=objective, **shortcuts)
         model = (conv_vae(event_shape, filters, latent_dim, **shared) if body == "conv"
                  else mlp_vae(event_shape[0], hidden, latent_dim, **shared))
         # On one device: no steps_per_execution, so that fit runs tfvae.epoch_loop (one compiled

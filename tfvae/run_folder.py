@@ -131,7 +131,8 @@ def load_data(data, likelihood, seed=0, memory_budget=None):
     """Loads a named dataset, a file or a folder of images as `tfvae train` does.
 
     Named image datasets are scaled to [0, 1] (and binarized for the
-    Bernoulli likelihood) with their own split. A file's rows are split
+    Bernoulli likelihood, kept as raw counts for the Poisson one) with their
+    own split. A file's rows are split
     80/20 with `seed` (`tfvae.datasets.split_rows`), then every feature is
     min-max scaled with the minimum and maximum of the TRAINING rows only, so
     that nothing about the test rows leaks into the model (test values may
@@ -141,7 +142,8 @@ def load_data(data, likelihood, seed=0, memory_budget=None):
     Args:
         data: a name from `tfvae.datasets.NAMES`, a `.npy/.npz/.csv` path or
             a folder of images.
-        likelihood: `"bernoulli"` (binarize named datasets and files) or `"gaussian"`.
+        likelihood: a name of `tfvae.likelihoods.LIKELIHOODS`: `"bernoulli"`
+            binarizes, `"poisson"` keeps raw counts, the others scale.
         seed: seed of the split.
         memory_budget: for a folder, the bytes its decoded images may take
             in memory; None loads it whole whatever its size.
@@ -159,9 +161,10 @@ def load_data(data, likelihood, seed=0, memory_budget=None):
     from tfvae import datasets, image_folders
 
     binarize = likelihood == "bernoulli"
+    scale = likelihood != "poisson"  # a count likelihood models the raw counts
     if data in datasets.NAMES:
-        train, test = datasets.load(data, binarize=binarize, seed=seed)
-        return train, test, {"dataset": data, **datasets.preprocessing_for(data, True, binarize)}
+        train, test = datasets.load(data, scale=scale, binarize=binarize, seed=seed)
+        return train, test, {"dataset": data, **datasets.preprocessing_for(data, scale, binarize)}
     path = os.fspath(data)
     if not os.path.exists(path):
         raise ValueError(_checks.invalid(
@@ -177,7 +180,7 @@ def load_data(data, likelihood, seed=0, memory_budget=None):
         return (parts[0], None), (parts[1], None), {"dataset": os.path.abspath(path), **image_folders.PREPROCESSING}
     x, _ = datasets.load_array(data)
     train_rows, test_rows = datasets.split_rows(len(x), seed, name="data")
-    preprocessing = datasets.min_max_preprocessing(x[train_rows], binarize=binarize)
+    preprocessing = datasets.min_max_preprocessing(x[train_rows], binarize=binarize) if scale else {}
     x_train, x_test = (datasets.apply_preprocessing(x[rows], preprocessing) for rows in (train_rows, test_rows))
     return (x_train, None), (x_test, None), {"dataset": os.fspath(data), **preprocessing}
 

@@ -33,4 +33,4 @@ def build_unbatched(model, feature_units):
     if not model.latent.built:
         model.latent.build([(None, model.latent_dim), (None, model.latent_dim)])
     if not model.likelihood_layer.built:
-        model.likelihood_layer.build((None,) + tuple(model.event_shape))
+        model.likelihood_layer.build((None,) + tuple(model.likelihood_layer.params_shape()))
