@@ -68,6 +68,9 @@ class Prior(keras.layers.Layer):
     def call(self, inputs):
         return inputs
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # p(z) is a distribution over z of this shape
+
 
 PRIORS = Registry("prior", Prior)
 

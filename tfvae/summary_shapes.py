@@ -32,5 +32,6 @@ def build_unbatched(model, feature_units):
             head.build((None, feature_units))
     if not model.latent.built:
         model.latent.build([(None, model.latent_dim), (None, model.latent_dim)])
+    model.prior.build((None, model.latent_dim))  # bound already (no weights made here): records the shape shown
     if not model.likelihood_layer.built:
         model.likelihood_layer.build((None,) + tuple(model.likelihood_layer.params_shape()))
