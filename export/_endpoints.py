@@ -27,10 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from export import _examples
-from tfvae import datasets, latent, losses
+from tfvae import anomaly, datasets
 
 #: Name scope of the score's likelihood sum and KL term, which int8 models keep in float32.
-FLOAT_SCOPE = "likelihood_in_float32"
+FLOAT_SCOPE = anomaly.SUMS_SCOPE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,14 +101,7 @@ def _sample(model, epsilon, labels=None):
 
 
 def _score(model, x, labels=None):
-    # -model.elbo(x, sample=False) (the reference), written so that the
-    # networks come first and the sums after them, in FLOAT_SCOPE.
-    z_mean, z_log_sigma = model.encode(x, labels)
-    likelihood = model.likelihood(z_mean, labels)
-    posterior = model.latent.distribution(z_mean, z_log_sigma)
-    with tf.name_scope(FLOAT_SCOPE):
-        prior = latent.standard_normal_prior(model.latent_dim)
-        return {"score": losses.kl_divergence(posterior, prior) - likelihood.log_prob(x)}
+    return {"score": anomaly.score(model, x, labels)}
 
 
 ENCODE = Endpoint("encode", ("x",), ("z_mean", "z_log_sigma"), _encode)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, distribute, fit_checks, latent, likelihoods, losses
+from tfvae import _checks, anomaly, distribute, fit_checks, latent, likelihoods, losses
 from tfvae import optimizers  # also registers tfvae>Adam, which a saved VAE's compile config may name
 from tfvae.epoch_loop import EpochLoop, any_rows
 from tfvae.latent import GaussianLatent, standard_normal_prior
@@ -572,6 +572,70 @@ class VAE(EpochLoop, keras.Model):
     def _log_weights_chunk(self, x, one_hot, k, seed=None):
         return self.log_importance_weights(x, k, labels=one_hot, seed=seed)
 
+    # ------------------------------------------------------------ anomalies
+
+    #: `{false-positive rate: score threshold}` set by `fit_thresholds`, saved in `.keras`; None until then.
+    thresholds = None
+
+    def anomaly_score(self, x, labels=None, importance_samples=None):
+        """How unusual each row is: higher = more unusual, one number per row.
+
+        By default the negative ELBO with z = z_mean(x), exactly what the
+        exported `score` signature computes (`tfvae.anomaly.score`):
+        KL(q(z|x) || p(z)) - log p(x|z_mean), in nats, deterministic. It
+        takes x as `fit` takes it (preprocessed); the exported `score`
+        takes raw rows and applies `preprocessing` itself.
+
+        Args:
+            x: array `(n,) + event_shape`, as passed to `fit`.
+            labels: class ids or one-hot rows, for a conditional VAE.
+            importance_samples: None, or k for the importance-sampled
+                -log p(x) of `log_likelihood` (k samples, fixed seed 0:
+                the same input gives the same number on every call).
+
+        Returns:
+            A float32 numpy array `(n,)`.
+
+        Example:
+
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> model.anomaly_score(np.zeros((3, 6), "float32")).shape
+        (3,)
+        """
+        return anomaly.anomaly_score(self, x, labels, importance_samples)
+
+    def fit_thresholds(self, x_normal, false_positive_rates=(0.01, 0.05), labels=None, x_train=None):
+        """Sets `self.thresholds` from rows known to be normal; returns them.
+
+        The threshold at rate r is the (1 - r) quantile of the default
+        `anomaly_score` of `x_normal` (rows training did not use, such as a
+        held-out part of the training data): flag a row when its score is
+        above it. The thresholds are saved in `.keras` (in its JSON the keys
+        are strings, `{"0.01": ...}`; loaded back as floats). With
+        `x_train`, warns when `x_normal` looks contaminated: more than 10%
+        of it scores above the training rows' 95th percentile
+        (`tfvae.anomaly`).
+
+        Args:
+            x_normal: array `(n,) + event_shape`, as passed to `fit`.
+            false_positive_rates: rates in (0, 1).
+            labels: class ids of `x_normal`, for a conditional VAE.
+            x_train: optional, (a sample of) the rows the model was trained
+                on, to check `x_normal` against: x, or `(x, labels)` for a
+                conditional VAE.
+
+        Returns:
+            The dict `{rate: threshold}`.
+
+        Example:
+
+        >>> model.fit_thresholds(x_held_out, x_train=x_train)
+        {0.01: 41.2, 0.05: 33.0}
+        >>> flagged = model.anomaly_score(x_new) > model.thresholds[0.01]
+        """
+        self.thresholds = anomaly.fit_thresholds(self, x_normal, labels, false_positive_rates, x_train)
+        return dict(self.thresholds)
+
     # ------------------------------------------------------------- export
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
@@ -647,14 +711,18 @@ class VAE(EpochLoop, keras.Model):
             "log_sigma_bound": self.log_sigma_bound,
             "event_shape": list(self.event_shape),
             "preprocessing": self.preprocessing,
+            "thresholds": anomaly.to_config(self.thresholds),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        thresholds = anomaly.from_config(config.pop("thresholds", None))
         for name in ("encoder", "decoder"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
+        model = cls(**config)
+        model.thresholds = thresholds
+        return model
 
 
 # ------------------------------------------------------------------ helpers
