@@ -153,10 +153,10 @@ def baseline_scores(x_train, x_test, seed):
     return -forest.score_samples(x_test), -one_class.decision_function(x_test), distances.mean(1)
 
 
-def int8_auroc(model, x_normal_raw, x_test_raw, is_anomaly):
-    """The int8 `score` file's AUROC, or the error that stopped its export."""
+def int8_auroc(model, x_normal_raw, x_test_raw, is_anomaly, keras_scores):
+    """The int8 `score` file's AUROC and Spearman correlation with Keras, or the error that stopped its export."""
     import export
-    from export import _litert
+    from export import _litert, report
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "score_int8.tflite")
@@ -168,7 +168,8 @@ def int8_auroc(model, x_normal_raw, x_test_raw, is_anomaly):
         with open(path, "rb") as handle:
             content = handle.read()
     scores = _litert.run(content, "score", {"x": x_test_raw.reshape((-1,) + model.event_shape)})["score"]
-    return {"auroc": float(metrics.roc_auc_score(is_anomaly, scores))}
+    return {"auroc": float(metrics.roc_auc_score(is_anomaly, scores)),
+            "spearman": report.spearman(scores, keras_scores)}
 
 
 # ------------------------------------------------------------------ running
@@ -189,7 +190,7 @@ def run_task(kind, body, name, x_normal_raw, x_test_raw, is_anomaly, seed, epoch
     extra = None
     if with_int8:
         extra = {"task": name, "seed": seed, "keras_auroc": result[DETECTORS[0]][0],
-                 **int8_auroc(model, x_normal_raw, x_test_raw, is_anomaly)}
+                 **int8_auroc(model, x_normal_raw, x_test_raw, is_anomaly, default)}
     return result, extra
 
 
@@ -255,12 +256,14 @@ def sections(per_group, int8):
                        "text": f"Mean ± standard error over {len(per_seed)} seeds. {verdict}",
                        "table": {"columns": ["detector", "AUROC", "average precision"], "rows": rows}})
     rows = [[entry["task"], entry["seed"], f"{entry['keras_auroc']:.3f}",
-             f"{entry['auroc']:.3f}" if "auroc" in entry else "not written: " + entry["error"][:300]]
+             f"{entry['auroc']:.3f}" if "auroc" in entry else "not written: " + entry["error"][:300],
+             f"{entry['spearman']:.4f}" if "spearman" in entry else "-"]
             for entry in int8]
     result.append({"heading": "LiteRT int8 score file",
                    "text": "The int8 `score` file (raw rows in, as an app feeds it) scored by the LiteRT interpreter "
                            "against the Keras model's default score, on the same test rows.",
-                   "table": {"columns": ["task", "seed", "Keras AUROC", "int8 file AUROC"], "rows": rows}})
+                   "table": {"columns": ["task", "seed", "Keras AUROC", "int8 file AUROC",
+                                       "Spearman of the int8 file's scores with Keras'"], "rows": rows}})
     return result
 
 
