@@ -90,7 +90,8 @@ def _add_common(parser, data_help):
     parser.add_argument("--normal-data", metavar="FILE",
                         help="a .npy/.npz/.csv of raw rows known to be normal, unused by training, for the score "
                              "thresholds (default: the test split of the run's own data, held out of training)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing artifacts")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing artifacts (all: write every one again, even what this model wrote)")
     parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="show TensorFlow's logs and tracebacks")
 
