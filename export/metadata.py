@@ -126,7 +126,9 @@ def score_thresholds(thresholds, realized, computed_on):
     A threshold at false-positive rate r is the (1 - r) quantile of the
     artifact's scores of rows known to be normal that training did not use
     (`tfvae.anomaly.thresholds`); `realized` is each threshold's measured
-    rate on such rows that did not set it (`tfvae.anomaly.realized_rates`).
+    rate on such rows that did not set it (`tfvae.anomaly.realized_rates`:
+    on each half of the rows with thresholds set on the other half, the
+    mean of the two).
 
     Args:
         thresholds: `{rate: threshold}`.
@@ -147,7 +149,6 @@ def score_thresholds(thresholds, realized, computed_on):
         "by_false_positive_rate": {str(float(rate)): float(value) for rate, value in thresholds.items()},
         "realized_false_positive_rate": {str(float(rate)): float(value) for rate, value in realized.items()},
         "computed_on": computed_on,
-        "realized_on": "each half of those rows, with thresholds set on the other half (mean of the two)",
         "rule": "flag an input as anomalous when score > threshold",
     }
 
