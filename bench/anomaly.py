@@ -250,8 +250,12 @@ def sections(per_group, int8):
         tfvae_best = max(best[d] for d in DETECTORS[:2])
         baseline = max(DETECTORS[2:], key=best.get)
         gap = tfvae_best - best[baseline]
-        verdict = (f"tfvae's best score is {gap:.3f} AUROC above the best baseline ({baseline})." if gap >= 0 else
-                   f"The best baseline ({baseline}) is {-gap:.3f} AUROC above tfvae's best score.")
+        if abs(gap) < 0.0005:
+            verdict = f"tfvae's best score and the best baseline ({baseline}) tie at three decimals."
+        elif gap > 0:
+            verdict = f"tfvae's best score is {gap:.3f} AUROC above the best baseline ({baseline})."
+        else:
+            verdict = f"The best baseline ({baseline}) is {-gap:.3f} AUROC above tfvae's best score."
         result.append({"heading": label,
                        "text": f"Mean ± standard error over {len(per_seed)} seeds. {verdict}",
                        "table": {"columns": ["detector", "AUROC", "average precision"], "rows": rows}})
@@ -259,9 +263,14 @@ def sections(per_group, int8):
              f"{entry['auroc']:.3f}" if "auroc" in entry else "not written: " + entry["error"][:300],
              f"{entry['spearman']:.4f}" if "spearman" in entry else "-"]
             for entry in int8]
+    below = [f"{entry['task']} (Spearman {entry['spearman']:.3f})" for entry in int8
+             if entry.get("spearman", 1.0) < 0.99]
+    failed = [entry["task"] for entry in int8 if "error" in entry]
+    verdict = (" Below the rank rule (Spearman at least 0.99 with Keras): " + ", ".join(below) + "."
+               if below else "") + (" Refused by the exporter: " + ", ".join(failed) + "." if failed else "")
     result.append({"heading": "LiteRT int8 score file",
                    "text": "The int8 `score` file (raw rows in, as an app feeds it) scored by the LiteRT interpreter "
-                           "against the Keras model's default score, on the same test rows.",
+                           "against the Keras model's default score, on the same test rows." + verdict,
                    "table": {"columns": ["task", "seed", "Keras AUROC", "int8 file AUROC",
                                        "Spearman of the int8 file's scores with Keras'"], "rows": rows}})
     return result
@@ -287,10 +296,10 @@ def main(argv=None):
                                       "not written with --quick unless given)")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(HERE))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
     started = time.monotonic()
     per_group, int8 = benchmark(args.quick)
     print(f"done in {time.monotonic() - started:.0f} s", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
     results = {
         "title": "Anomaly detection: tfvae against scikit-learn's detectors",
         "command": "python bench/anomaly.py" + (" --quick" if args.quick else ""),
