@@ -216,13 +216,14 @@ def _run(args, plan, terminal):
     jobs = _jobs(args, plan, train, test, normal)
     if args.command != "all":
         label, function, kwargs = jobs[0]
+        started = time.monotonic()
         terminal.progress(f"[1/1] {label} -> {os.fspath(kwargs['path'])} ...")
         result = function(model, **kwargs, overwrite=args.overwrite)
-        terminal.progress(" done\n")
+        terminal.progress(f" done ({time.monotonic() - started:.1f} s)\n")
         terminal.print(str(result))
         return _cli.OK
-    folder = _artifacts.Folder(plan["out"], model, settings=[plan["data"], args.normal_data, plan["seed"]],
-                               overwrite=args.overwrite)
+    settings = [_fingerprint(plan["data"]), _fingerprint(args.normal_data), plan["seed"]]
+    folder = _artifacts.Folder(plan["out"], model, settings, overwrite=args.overwrite)
     reports, failures = [], []
     for number, (label, function, kwargs) in enumerate(jobs, 1):
         path = kwargs["path"]
@@ -308,6 +309,14 @@ def _jobs(args, plan, train, test, normal):
                    "normal_data": normal, "representative_data": train if quantize == "int8" else None}
         jobs.append((f"{part} {quantize or 'float32'}", export.tflite, options))
     return jobs
+
+
+def _fingerprint(spec):
+    """A data spec as it changes the artifacts: a file's path, size and modification time; a name as is."""
+    if spec is None or not os.path.isfile(spec):
+        return spec
+    status = os.stat(spec)
+    return [os.path.abspath(spec), status.st_size, status.st_mtime_ns]
 
 
 def _rows(data):
