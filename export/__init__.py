@@ -5,7 +5,8 @@
     (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
     print(export.saved_model(model, "out/saved_model", parity_data=x_test))
     print(export.tflite(model, "out/vae_int8.tflite", part="vae", quantize="int8",
-                        representative_data=x_train, parity_data=x_test))
+                        representative_data=x_train, parity_data=x_test,
+                        normal_data=x_test))   # rows known to be normal set the thresholds
     export.metadata.read("out/vae_int8.tflite")["score_thresholds"]   # no TensorFlow needed
 
 `model.export(path)` and `model.export(path, format="litert")` (Keras' own

@@ -12,7 +12,8 @@ from export import _saved_model, _tflite
 from tfvae import _checks
 
 
-def tf_saved_model_format(model, filepath, verbose=None, input_signature=None, overwrite=True, parity_data=None):
+def tf_saved_model_format(model, filepath, verbose=None, input_signature=None, overwrite=True, parity_data=None,
+                          normal_data=None):
     """`model.export(filepath)`: the SavedModel of `export.saved_model`, with all its signatures.
 
     Args:
@@ -21,8 +22,9 @@ def tf_saved_model_format(model, filepath, verbose=None, input_signature=None, o
         verbose: print the export report (size, signatures, parity); None means True.
         input_signature: must be None: the signatures are tfvae's own (raw x in).
         overwrite: replace an existing directory (True, as Keras does).
-        parity_data: raw `x` (or `(x, labels)`) training did not use, for
-            parity and the score thresholds.
+        parity_data: raw `x` (or `(x, labels)`), for parity.
+        normal_data: raw `x` (or `(x, labels)`) known to be normal, unused
+            by training, for the score thresholds.
 
     Returns:
         An `export.ExportReport`.
@@ -32,16 +34,17 @@ def tf_saved_model_format(model, filepath, verbose=None, input_signature=None, o
 
     Example:
 
-    >>> model.export("out/saved_model", parity_data=x_test_raw)
+    >>> model.export("out/saved_model", parity_data=x_test_raw, normal_data=x_held_out_raw)
     """
     _no_input_signature(input_signature)
-    result = _saved_model.saved_model(model, filepath, overwrite=overwrite, parity_data=parity_data)
+    result = _saved_model.saved_model(model, filepath, overwrite=overwrite, parity_data=parity_data,
+                                      normal_data=normal_data)
     _report(result, verbose)
     return result
 
 
 def litert_format(model, filepath, verbose=None, input_signature=None, overwrite=True, quantize=None,
-                  representative_data=None, parity_data=None, per_channel=False):
+                  representative_data=None, parity_data=None, per_channel=False, normal_data=None):
     """`model.export("vae.tflite", format="litert")`: the five-signature LiteRT model.
 
     The same file as `export.tflite(model, filepath, part="vae", ...)` and
@@ -56,8 +59,9 @@ def litert_format(model, filepath, verbose=None, input_signature=None, overwrite
         overwrite: replace an existing file (True, as Keras does).
         quantize: None (float32), `"float16"`, `"dynamic"` or `"int8"`.
         representative_data: raw training `x` (or `(x, labels)`), required for `"int8"`.
-        parity_data: raw `x` training did not use, for parity and the score thresholds.
+        parity_data: raw `x`, for parity.
         per_channel: int8 weights per channel instead of per tensor.
+        normal_data: raw `x` known to be normal, unused by training, for the score thresholds.
 
     Returns:
         An `export.ExportReport`.
@@ -72,7 +76,8 @@ def litert_format(model, filepath, verbose=None, input_signature=None, overwrite
     """
     _no_input_signature(input_signature)
     result = _tflite.tflite(model, filepath, part="vae", quantize=quantize, representative_data=representative_data,
-                            parity_data=parity_data, per_channel=per_channel, overwrite=overwrite)
+                            parity_data=parity_data, per_channel=per_channel, overwrite=overwrite,
+                            normal_data=normal_data)
     _report(result, verbose)
     return result
 

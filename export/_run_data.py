@@ -8,7 +8,9 @@ reads a `.npy`, `.npz` or `.csv` with `tfvae.datasets.load_array` (no
 scaling) and splits it with `tfvae.datasets.split_rows`, as
 `tfvae.run_folder.load_data` does.
 The training split calibrates int8 models; the test split, which training
-did not use, measures parity and sets the score thresholds.
+did not use, measures parity. The score thresholds are set on rows known to
+be normal: `--normal-data FILE` (`load_rows`: every row), by default the
+test split of the run's own data (held out of the rows it was trained on).
 """
 
 import os
@@ -35,6 +37,32 @@ def check_spec(spec):
     if pathlib.Path(spec).suffix.lower() in EXTENSIONS and not os.path.isfile(spec):
         raise ValueError(_checks.invalid("--data", "an existing .npy/.npz/.csv file or a dataset name", spec))
     return spec
+
+
+def check_file(spec, name):
+    """Checks that `spec` is an existing .npy/.npz/.csv file (no TensorFlow import).
+
+    Raises:
+        ValueError: naming `name` otherwise.
+    """
+    if pathlib.Path(spec).suffix.lower() not in EXTENSIONS or not os.path.isfile(spec):
+        raise ValueError(_checks.invalid(name, "an existing .npy/.npz/.csv file of raw rows", spec))
+    return spec
+
+
+def available(spec):
+    """Whether `spec` (a run's `data`) can be loaded here: a dataset name or an existing file."""
+    from tfvae import datasets
+
+    return spec in datasets.NAMES or os.path.isfile(spec)
+
+
+def load_rows(spec, model, name):
+    """Every row of a data file, raw: `x`, or `(x, labels)` for a conditional model."""
+    check_file(spec, name)
+    x, y = _read_file(spec, model)
+    x = _shaped(model, x)
+    return x if y is None else (x, y)
 
 
 def load(spec, model, seed=0):

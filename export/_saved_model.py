@@ -26,14 +26,14 @@ import collections
 import tensorflow as tf
 
 import tfvae
-from export import _endpoints, _examples, metadata, report
+from export import _endpoints, _examples, _thresholds, metadata, report
 from tfvae import _atomic, _checks
 
 #: Largest parity error accepted before refusing to write, relative to max(1, |output|).
 _PLAUSIBLE = 1e-3
 
 
-def saved_model(model, path, *, overwrite=False, parity_data=None):
+def saved_model(model, path, *, overwrite=False, parity_data=None, normal_data=None):
     """Writes `model` as a SavedModel directory with serving signatures.
 
     The directory holds `saved_model.pb`, `variables/` and
@@ -48,8 +48,11 @@ def saved_model(model, path, *, overwrite=False, parity_data=None):
         path: the directory to create.
         overwrite: replace an existing directory at `path`.
         parity_data: optional raw `x` or `(x, labels)` to measure parity on
-            and compute the score thresholds from (data training did not
-            use, e.g. the test split); default: 64 synthetic rows, no thresholds.
+            (e.g. the test split); default: 64 synthetic rows.
+        normal_data: optional raw `x` or `(x, labels)` known to be normal
+            and unused by training (e.g. held-out training rows): the score
+            thresholds are set on them with the SavedModel's own `score`;
+            default: no thresholds.
 
     Returns:
         An `export.report.ExportReport`.
@@ -78,9 +81,9 @@ def saved_model(model, path, *, overwrite=False, parity_data=None):
         staged = staging.temp(path)
         _endpoints.archive(model, _endpoints.SAVED_MODEL).write_out(str(staged), verbose=False)
         loaded = tf.saved_model.load(str(staged))
-        rows, scores = _parity(model, loaded, examples)
+        rows = _parity(model, loaded, examples)
         report.check_plausible(rows, _PLAUSIBLE, "SavedModel")
-        thresholds = None if parity_data is None else metadata.score_thresholds(scores, parity_source)
+        thresholds = _thresholds.artifact_thresholds(model, normal_data, lambda feeds: _run(loaded, "score", feeds)["score"])
         signatures = {name: _describe(function) for name, function in loaded.signatures.items()}
         versions = {"tfvae_version": tfvae.__version__, "tensorflow_version": tf.__version__}
         info = metadata.build(model, "saved_model", signatures, versions, tags=["serve"],
@@ -95,19 +98,21 @@ def saved_model(model, path, *, overwrite=False, parity_data=None):
     )
 
 
+def _run(loaded, name, feeds):
+    """The outputs of signature `name` for numpy `feeds`, as numpy."""
+    outputs = loaded.signatures[name](**{key: tf.constant(value) for key, value in feeds.items()})
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
 def _parity(model, loaded, examples):
-    rows, scores = [], None
+    rows = []
     endpoints = {endpoint.name: endpoint for endpoint in _endpoints.SAVED_MODEL}
     endpoints["serving_default"] = _endpoints.SAVED_MODEL[0]
     for name, endpoint in endpoints.items():
         feeds = _endpoints.feeds(model, endpoint, examples)
         expected = _endpoints.reference(model, endpoint, feeds)
-        outputs = loaded.signatures[name](**{key: tf.constant(value) for key, value in feeds.items()})
-        outputs = {key: value.numpy() for key, value in outputs.items()}
-        rows += report.compare(name, expected, outputs)
-        if name == _endpoints.SCORE.name:
-            scores = outputs["score"]
-    return rows, scores
+        rows += report.compare(name, expected, _run(loaded, name, feeds))
+    return rows
 
 
 def _describe(function):

@@ -54,7 +54,8 @@ import warnings
 import tensorflow as tf
 
 import tfvae
-from export import _endpoints, _equalize, _examples, _litert, _plain_io, acceptance, describe, metadata, report
+from export import _endpoints, _equalize, _examples, _litert, _plain_io, _thresholds, acceptance, describe, metadata
+from export import report
 from tfvae import _atomic, _checks
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
@@ -65,15 +66,16 @@ _FLOAT32_TOLERANCE = 1e-3
 
 
 def tflite(model, path, *, part="encoder", quantize=None, representative_data=None, int8_io=False,
-           per_channel=False, overwrite=False, parity_data=None):
+           per_channel=False, overwrite=False, parity_data=None, normal_data=None):
     """Writes one part of `model` as a `.tflite` file that carries its metadata.
 
     The file is written to a temporary sibling and renamed into place after
     the converted model was run by the LiteRT interpreter and every
-    signature compared with Keras. With `parity_data` (data training did not
-    use, such as the test split), the metadata also holds the anomaly-score
-    thresholds at false-positive rates of 1% and 5%, computed with the
-    file's own `score` (Keras' score for parts without one).
+    signature compared with Keras. With `normal_data` (rows known to be
+    normal that training did not use), the metadata also holds the
+    anomaly-score thresholds at false-positive rates of 1% and 5%, computed
+    with the file's own `score` (Keras' score for parts without one), and
+    their realized rates (`export._thresholds`).
 
     Args:
         model: a `tfvae.VAE`.
@@ -88,9 +90,12 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
         per_channel: with `"int8"`, quantize weights per output channel
             instead of per tensor.
         overwrite: replace an existing file at `path`.
-        parity_data: raw `x` or `(x, labels)` to measure parity on and to
-            compute thresholds from (e.g. the test split); default:
-            `representative_data` without thresholds, else 64 synthetic rows.
+        parity_data: raw `x` or `(x, labels)` to measure parity on (e.g.
+            the test split; anomalies welcome); default:
+            `representative_data`, else 64 synthetic rows.
+        normal_data: raw `x` or `(x, labels)` known to be normal and unused
+            by training (e.g. held-out training rows), for the thresholds;
+            default: no thresholds.
 
     Returns:
         An `export.ExportReport`.
@@ -146,23 +151,20 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
     content = convert()
     op_counts = _litert.ops(content)
     _refuse_non_builtin(op_counts, what)
-    rows, scores = _parity(model, content, endpoints, examples, quantize)
+    rows = _parity(model, content, endpoints, examples, quantize)
     if quantize == "int8" and any(row.signature == "encode" for row, _, _ in acceptance.failures(rows)):
         # int8 posterior heads move z_mean in steps of its range / 256, which for a narrow posterior can
         # exceed a tenth of its sigma: the heads then stay float32 (features x latent float weights).
         content = convert(float_heads=True)
         op_counts = _litert.ops(content)
-        rows, scores = _parity(model, content, endpoints, examples, quantize)
+        rows = _parity(model, content, endpoints, examples, quantize)
     if quantize is None:
         report.check_plausible(rows, _FLOAT32_TOLERANCE, what)
     else:
         acceptance.check(rows, f"{what} file {path.name}", parity_source, quantize)
-    thresholds = None
-    if parity_data is not None:
-        if scores is None:  # a part without score: the thresholds of Keras' score
-            feeds = _endpoints.feeds(model, _endpoints.SCORE, examples)
-            scores = _endpoints.reference(model, _endpoints.SCORE, feeds)["score"]
-        thresholds = metadata.score_thresholds(scores, parity_source)
+    run_score = (lambda feeds: _litert.run(content, _endpoints.SCORE.name, feeds)["score"]) \
+        if _endpoints.SCORE in endpoints else None
+    thresholds = _thresholds.artifact_thresholds(model, normal_data, run_score)
     signatures = _litert.signatures(content)
     options = {"file": path.name, "part": part, "quantize": quantize or "float32", "int8_io": int8_io,
                "subgraph_0": _plain_io.subgraph_0(content)}
@@ -182,16 +184,14 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
 
 
 def _parity(model, content, endpoints, examples, quantize):
-    """Parity rows of every signature of `content` against Keras, and the file's scores (or None)."""
-    rows, scores = [], None
+    """Parity rows of every signature of `content` against Keras."""
+    rows = []
     for endpoint in endpoints:
         feeds = _endpoints.feeds(model, endpoint, examples)
         outputs = _litert.run(content, endpoint.name, feeds)
         rows += report.compare(endpoint.name, _endpoints.reference(model, endpoint, feeds), outputs,
                                sigma_units=quantize is not None and endpoint is _endpoints.ENCODE)
-        if endpoint is _endpoints.SCORE:
-            scores = outputs["score"]
-    return rows, scores
+    return rows
 
 
 def _versions():

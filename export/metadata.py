@@ -15,9 +15,11 @@ Every key, its type and unit: `metadata_schema.json` beside this module
       "subgraph_0": {"signature": "decode", "inputs": ["z"], "outputs": ["x_mean"]},
       "tfvae_version": "0.1.0", "tensorflow_version": "2.21.0",
       "model": {"event_shape": [64], "latent_dim": 8, "likelihood": "bernoulli", "num_classes": null,
-                "preprocessing": {"offset": 0.0, "divisor": 16.0, "binarize_threshold": 0.5}},
+                "preprocessing": {"offset": 0.0, "divisor": 16.0, "binarize_threshold": 0.5},
+                "weights_sha256": "3f1c..."},
       "input": "raw: the graph applies the preprocessing (x = (raw - offset) / divisor, then ...)",
       "score_thresholds": {"by_false_positive_rate": {"0.01": 41.2, "0.05": 33.0},
+                           "realized_false_positive_rate": {"0.01": 0.011, "0.05": 0.05},
                            "computed_on": "360 rows of the digits test split",
                            "rule": "flag an input as anomalous when score > threshold"},
       "weights": "per-tensor, cross-layer equalized",
@@ -38,6 +40,7 @@ flatbuffer schema that `ai_edge_litert` ships, when it reads or writes a
 process, without TensorFlow.
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -52,8 +55,6 @@ ASSET_NAME = "tfvae.json"
 TFLITE_METADATA_NAME = "tfvae"
 #: The JSON schema of the metadata (every key, type and unit), shipped with the package.
 SCHEMA_PATH = pathlib.Path(__file__).with_name("metadata_schema.json")
-#: The false-positive rates at which score thresholds are computed.
-FALSE_POSITIVE_RATES = (0.01, 0.05)
 
 #: `runtime_note` of a file holding several signatures (one subgraph each).
 SIGNATURE_RUNNER_NOTE = (
@@ -146,37 +147,57 @@ def model_info(model):
         "prior": type(model.prior).registered_name,
         "num_classes": model.num_classes,
         "preprocessing": model.preprocessing,
+        "weights_sha256": weights_sha256(model),
     }
 
 
-def score_thresholds(scores, computed_on):
-    """Anomaly thresholds: the score quantiles at `FALSE_POSITIVE_RATES`.
+def score_thresholds(thresholds, realized, computed_on):
+    """The `score_thresholds` entry of an artifact's metadata.
 
     A threshold at false-positive rate r is the (1 - r) quantile of the
-    scores of normal data that training did not use: about r of such data
-    scores above it.
+    artifact's scores of rows known to be normal that training did not use
+    (`tfvae.anomaly.thresholds`); `realized` is each threshold's measured
+    rate on such rows that did not set it (`tfvae.anomaly.realized_rates`:
+    on each half of the rows with thresholds set on the other half, the
+    mean of the two).
 
     Args:
-        scores: per-example scores of held-out normal data, shape `(n,)`.
-        computed_on: a description of that data, e.g.
+        thresholds: `{rate: threshold}`.
+        realized: `{rate: realized false-positive rate}`.
+        computed_on: a description of the normal rows, e.g.
             `"360 rows of the digits test split"`.
 
     Returns:
-        `{"by_false_positive_rate": {"0.01": t1, "0.05": t5}, "computed_on": ..., "rule": ...}`.
+        `{"by_false_positive_rate": {"0.01": t1, "0.05": t5}, "realized_false_positive_rate": {...},
+        "computed_on": ..., "rule": ...}`; JSON keys are the rates as strings.
 
     Example:
 
-    >>> score_thresholds(np.arange(100.0), "100 rows")["by_false_positive_rate"]["0.05"]
-    94.05
+    >>> score_thresholds({0.05: 94.05}, {0.05: 0.06}, "100 rows")["by_false_positive_rate"]
+    {'0.05': 94.05}
     """
-    scores = np.asarray(scores, np.float64)
     return {
-        "by_false_positive_rate": {
-            str(rate): float(np.quantile(scores, 1.0 - rate)) for rate in FALSE_POSITIVE_RATES
-        },
+        "by_false_positive_rate": {str(float(rate)): float(value) for rate, value in thresholds.items()},
+        "realized_false_positive_rate": {str(float(rate)): float(value) for rate, value in realized.items()},
         "computed_on": computed_on,
         "rule": "flag an input as anomalous when score > threshold",
     }
+
+
+def weights_sha256(model):
+    """SHA-256 of what the exported graphs compute with: the weights (not the sampling seed) and the preprocessing.
+
+    Two artifacts with the same value came from the same model.
+    """
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        if "seed_generator" in weight.path:  # sampling state, not part of any exported function
+            continue
+        value = np.ascontiguousarray(np.asarray(weight.numpy()))
+        digest.update(f"{weight.path}:{value.dtype.name}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    digest.update(json.dumps(model.preprocessing, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def build(model, artifact, signatures, versions, **options):

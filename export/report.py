@@ -152,9 +152,12 @@ def spearman(a, b):
 
 
 def format_thresholds(thresholds):
-    """`"score thresholds (...): FPR 1% -> 41.2, FPR 5% -> 33.0; flag score > threshold"`."""
-    values = ", ".join(f"FPR {float(rate):.0%} -> {value:.4g}"
-                       for rate, value in thresholds["by_false_positive_rate"].items())
+    """`"score thresholds on ...: FPR 1% -> 41.2 (1.1% on rows that did not set it), ...; flag ..."`."""
+    realized = thresholds.get("realized_false_positive_rate", {})
+    values = ", ".join(
+        f"FPR {float(rate):.0%} -> {value:.4g}"
+        + (f" ({realized[rate]:.1%} on rows that did not set it)" if rate in realized else "")
+        for rate, value in thresholds["by_false_positive_rate"].items())
     return f"score thresholds on {thresholds['computed_on']}: {values}; flag an input when score > threshold"
 
 

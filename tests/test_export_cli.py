@@ -48,9 +48,10 @@ def test_all_writes_every_artifact_and_one_table(run_dir):
     assert done.stderr == ""  # TensorFlow's log lines are kept out of the user's way
     out = run_dir / "export"
     assert sorted(os.listdir(out)) == [
-        "FILES.md", "decoder.tflite", "encoder.tflite", "encoder_int8.tflite", "files.json", "saved_model",
-        "score.tflite", "score_int8.tflite", "vae.tflite", "vae_int8.tflite",
-    ]  # each file carries its metadata; FILES.md and files.json describe them all (export.describe)
+        "FILES.md", "decoder.tflite", "encoder.tflite", "encoder_int8.tflite", "files.json", "manifest.json",
+        "saved_model", "score.tflite", "score_int8.tflite", "vae.tflite", "vae_int8.tflite",
+    ]  # each file carries its metadata; FILES.md and files.json describe them (export.describe), the manifest
+    # lists which model wrote them
     assert (out / "saved_model" / "assets" / "tfvae.json").is_file()
     lines = done.stdout.splitlines()
     assert sum(line.startswith("[") and "done" in line for line in lines) == 8  # one progress line per artifact
@@ -74,17 +75,96 @@ def test_all_writes_every_artifact_and_one_table(run_dir):
     thresholds = metadata.read(out / "vae_int8.tflite")["score_thresholds"]
     assert thresholds["computed_on"] == "360 rows of the digits test split"
     assert f"{thresholds['by_false_positive_rate']['0.01']:.4g}" in lines[-1] and "score > threshold" in lines[-1]
+    assert "on rows that did not set it" in lines[-1]
 
 
-def test_all_refuses_to_overwrite_then_overwrites(run_dir):
+@pytest.mark.slow
+def test_all_rerun_keeps_what_the_same_model_wrote(run_dir):
     out = run_dir / "export"
     if not out.exists():
         pytest.skip("needs the artifacts of test_all_writes_every_artifact_and_one_table")
-    before = (out / "encoder.tflite").read_bytes()
+    before = {name: (out / name).read_bytes() for name in ("encoder.tflite", "vae_int8.tflite")}
     done = _command("all", run_dir)
-    assert done.returncode != 0 and len(done.stderr.splitlines()) == 1
-    assert "already exists" in done.stderr and "--overwrite" in done.stderr
-    assert (out / "encoder.tflite").read_bytes() == before
+    assert done.returncode == 0, done.stderr
+    assert sum("kept (written for this model before)" in line for line in done.stdout.splitlines()) == 8
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+#: A shorter `all` for the tests below: the SavedModel and two LiteRT files.
+FEW = (("encoder.tflite", "encoder", None), ("encoder_int8.tflite", "encoder", "int8"))
+
+
+def _copy_run(run_dir, folder):
+    folder.mkdir()
+    for name in ("model.keras", "run.json"):
+        shutil.copy(run_dir / name, folder / name)
+    return folder
+
+
+def _weights_of(out):
+    return {name: metadata.read(out / name)["model"]["weights_sha256"] for name in sorted(os.listdir(out))
+            if name != "manifest.json"}
+
+
+@pytest.mark.slow
+def test_all_writes_what_passes_lists_what_fails_and_replaces_an_older_models_files(run_dir, tmp_path, capsys,
+                                                                                    monkeypatch):
+    from export import acceptance
+
+    run = _copy_run(run_dir, tmp_path / "run")
+    out = run / "export"
+    monkeypatch.setattr(cli, "ALL_TFLITE", FEW)
+    accepted = acceptance.Z_MEAN_SIGMAS
+    monkeypatch.setattr(acceptance, "Z_MEAN_SIGMAS", -1.0)  # every int8 encoder now fails the acceptance rule
+    status = cli.main(["all", str(run)])
+    captured = capsys.readouterr()
+    assert status == 1 and len(captured.err.splitlines()) == 1 and "encoder_int8.tflite" in captured.err
+    assert "not written: encoder_int8.tflite" in captured.out
+    assert sorted(os.listdir(out)) == ["encoder.tflite", "manifest.json", "saved_model"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["artifacts"]["encoder_int8.tflite"]["status"] == "failed"
+    assert manifest["artifacts"]["encoder.tflite"]["status"] == "written"
+    first = (out / "encoder.tflite").read_bytes()
+
+    monkeypatch.setattr(acceptance, "Z_MEAN_SIGMAS", accepted)
+    assert cli.main(["all", str(run)]) == 0  # no --overwrite needed: the same model
+    captured = capsys.readouterr()
+    assert captured.out.count("kept (written for this model before)") == 2 and captured.err == ""
+    assert (out / "encoder.tflite").read_bytes() == first and (out / "encoder_int8.tflite").is_file()
+    old = set(_weights_of(out).values())
+
+    model = tfvae.load_model(run / "model.keras")  # train on: a new model in the same run folder
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(tfvae.datasets.load("digits", binarize=True)[0][0], epochs=1, batch_size=128, verbose=0)
+    model.save(run / "model.keras")
+    monkeypatch.setattr(acceptance, "Z_MEAN_SIGMAS", -1.0)
+    assert cli.main(["all", str(run)]) == 1
+    capsys.readouterr()
+    # The new model's int8 file failed: the older model's is gone, not left beside the new files.
+    assert sorted(os.listdir(out)) == ["encoder.tflite", "manifest.json", "saved_model"]
+    assert set(_weights_of(out).values()) == {metadata.weights_sha256(model)} and not old & set(_weights_of(out).values())
+
+    (out / "encoder.tflite").write_bytes(b"not ours")  # a file tfvae-export did not write
+    assert cli.main(["all", str(run)]) != 0
+    assert "--overwrite" in capsys.readouterr().err and (out / "encoder.tflite").read_bytes() == b"not ours"
+
+
+def test_normal_data_sets_the_thresholds_and_contamination_warns(run_dir, tmp_path, capsys):
+    _, (raw_test, _) = tfvae.datasets.load("digits", scale=False)
+    third = len(raw_test) // 3
+    noise = (np.random.default_rng(0).integers(0, 2, (third, 64)) * 16).astype(np.float32)
+    np.save(tmp_path / "clean.npy", raw_test)
+    np.save(tmp_path / "mixed.npy", np.concatenate([raw_test[third:], noise]))
+    for name, warned in (("clean", False), ("mixed", True)):
+        out = tmp_path / f"{name}.tflite"
+        status = cli.main(["tflite", str(run_dir / "model.keras"), "--part", "score", "--out", str(out),
+                           "--normal-data", str(tmp_path / f"{name}.npy")])
+        captured = capsys.readouterr()
+        assert status == 0, captured.err
+        assert ("warning:" in captured.out and "look like they hold anomalies" in captured.out) == warned, name
+        thresholds = metadata.read(out)["score_thresholds"]
+        assert thresholds["computed_on"] == f"360 rows of {name}.npy"
+        assert "did not set it" in captured.out
 
 
 def test_tflite_int8_with_digits(run_dir, tmp_path, capsys):

@@ -51,7 +51,8 @@ def exported(models, raw_digits, tmp_path_factory):
     _, (x_test, y_test) = raw_digits
     root = tmp_path_factory.mktemp("saved_models")
     return {
-        "plain": (root / "plain", export.saved_model(models["plain"], root / "plain", parity_data=x_test)),
+        "plain": (root / "plain", export.saved_model(models["plain"], root / "plain", parity_data=x_test,
+                                                     normal_data=x_test)),
         "conditional": (
             root / "conditional",
             export.saved_model(models["conditional"], root / "conditional", parity_data=(x_test, y_test)),
@@ -155,7 +156,7 @@ def test_report_signatures_and_parity(exported):
         assert conditional.signatures[signature]["inputs"]["labels"]["dtype"] == "int32"
 
 
-def test_metadata_asset(exported):
+def test_metadata_asset(exported, models):
     path, _ = exported["plain"]
     assert (path / "assets" / "tfvae.json").is_file()
     info = metadata.read(path)
@@ -168,8 +169,15 @@ def test_metadata_asset(exported):
     assert x["shape"] == [-1, 64] and x["dtype"] == "float32" and x["quantization"] is None
     assert "divisor=16.0" in info["input"] and "x > 0.5" in info["input"]
     thresholds = info["score_thresholds"]
-    assert thresholds["computed_on"] == "360 rows of parity_data"
+    assert thresholds["computed_on"] == "360 rows of normal_data"
     assert thresholds["by_false_positive_rate"]["0.01"] >= thresholds["by_false_positive_rate"]["0.05"]
+    assert set(thresholds["realized_false_positive_rate"]) == {"0.01", "0.05"}
+    assert info["model"]["weights_sha256"] == metadata.weights_sha256(models["plain"])
+
+
+def test_thresholds_come_from_normal_data_only(exported):
+    _, conditional = exported["conditional"]
+    assert conditional.thresholds is None  # parity_data alone (which may hold anomalies) sets none
 
 
 def test_existing_directory_needs_overwrite(models, exported):

@@ -77,7 +77,7 @@ def variants(model, raw_digits, tmp_path_factory):
         path = root / f"{name}.tflite"
         result[name] = path, export.tflite(
             model, path, part=part, quantize=quantize, int8_io=int8_io,
-            representative_data=x_train if quantize == "int8" else None, parity_data=x_test,
+            representative_data=x_train if quantize == "int8" else None, parity_data=x_test, normal_data=x_test,
         )
     return result
 
@@ -166,7 +166,7 @@ def test_reports(variants):
     assert "encoder int8" in table and "vs float32" in table and len(table.splitlines()) > len(variants)
 
 
-def test_metadata_is_inside_the_file(variants):
+def test_metadata_is_inside_the_file(variants, model):
     path, _ = variants["decoder_int8_io"]
     assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("decoder_int8_io")) == [path.name]
     info = metadata.read(path)
@@ -176,10 +176,14 @@ def test_metadata_is_inside_the_file(variants):
     assert info["tfvae_version"] == tfvae.__version__
     assert info["model"] == {
         "class": "tfvae.vae.VAE", "event_shape": [64], "latent_dim": 4, "likelihood": "bernoulli",
-        "prior": "standard_normal", "num_classes": None, "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
+        "prior": "standard_normal", "num_classes": None,
+        "preprocessing": tfvae.datasets.preprocessing_for("digits", binarize=True),
+        "weights_sha256": metadata.weights_sha256(model),
     }
     thresholds = info["score_thresholds"]["by_false_positive_rate"]
     assert thresholds["0.01"] >= thresholds["0.05"] > 0 and "360 rows" in info["score_thresholds"]["computed_on"]
+    realized = info["score_thresholds"]["realized_false_positive_rate"]
+    assert realized["0.01"] <= 0.04 and 0.02 <= realized["0.05"] <= 0.08  # 180 rows each side: coarse
     runner = Interpreter(model_path=str(path)).get_signature_runner("decode")
     for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details())):
         for name, detail in details.items():

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, conditioning, distribute, export_formats, fit_checks, importance, latent, likelihoods, losses
-from tfvae import misuse, model_checks, objectives, priors
+from tfvae import _checks, anomaly, conditioning, distribute, export_formats, fit_checks, importance, latent
+from tfvae import likelihoods, losses, misuse, model_checks, objectives, priors
 from tfvae import optimizers  # also registers tfvae>Adam, which a saved VAE's compile config may name
 from tfvae.epoch_loop import EpochLoop
 from tfvae.registry import serialize
@@ -310,6 +310,38 @@ class VAE(EpochLoop, keras.Model):
     def _log_weights_chunk(self, x, one_hot, k, seed=None):
         return self.log_importance_weights(x, k, labels=one_hot, seed=seed)
 
+    # ------------------------------------------------------------ anomalies
+
+    #: `{false-positive rate: score threshold}` set by `fit_thresholds`, saved in `.keras`; None until then.
+    thresholds = None
+
+    def anomaly_score(self, x, labels=None, importance_samples=None):
+        """How unusual each row of x (as `fit` takes it) is: a float32 numpy array `(n,)`, higher = more unusual.
+
+        By default `tfvae.scores.anomaly_score`, deterministic, exactly what the
+        exported `score` signature computes (which takes raw rows and applies
+        `preprocessing` itself). `importance_samples=k` gives instead the
+        importance-sampled -log p(x) of `log_likelihood` (k samples, fixed seed).
+
+        >>> model.anomaly_score(np.zeros((3, 6), "float32")).shape
+        (3,)
+        """
+        return anomaly.anomaly_score(self, x, labels, importance_samples)
+
+    def fit_thresholds(self, x_normal, false_positive_rates=(0.01, 0.05), labels=None, x_train=None):
+        """Sets and returns `self.thresholds`, `{rate: threshold}`, from rows known to be normal.
+
+        The threshold at rate r is the (1 - r) quantile of `anomaly_score` on
+        `x_normal` (rows training did not use); saved in `.keras` (JSON keys
+        are strings, `{"0.01": ...}`). With `x_train` (x, or `(x, labels)`),
+        warns when `x_normal` looks contaminated (the rule: `tfvae.anomaly`).
+
+        >>> thresholds = model.fit_thresholds(x_held_out, x_train=x_train)
+        >>> flagged = model.anomaly_score(x_new) > thresholds[0.01]
+        """
+        self.thresholds = anomaly.fit_thresholds(self, x_normal, labels, false_positive_rates, x_train)
+        return dict(self.thresholds)
+
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Keras' `Model.export`: `"tf_saved_model"` (`export.saved_model`) or `"litert"` (`export.tflite`).
 
@@ -334,6 +366,7 @@ class VAE(EpochLoop, keras.Model):
                                                        "num_samples", "num_classes", "log_sigma_bound")},
             "event_shape": list(self.event_shape),
             "preprocessing": self.preprocessing,
+            "thresholds": anomaly.to_config(self.thresholds),
         }
         # Written only when not the defaults, so a default model's config is the previous release's.
         if not isinstance(self.prior, priors.StandardNormal):
@@ -345,6 +378,9 @@ class VAE(EpochLoop, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        thresholds = anomaly.from_config(config.pop("thresholds", None))
         for name in ("encoder", "decoder"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
+        model = cls(**config)
+        model.thresholds = thresholds
+        return model
