@@ -138,7 +138,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
 def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_test, batch_size, verbose,
               backup_every, callbacks):
     """`train`'s work inside the held run folder."""
-    _, note = resumable.prepare(out, options, resume, overwrite)
+    initial_epoch, note = resumable.prepare(out, options, resume, overwrite)
     if note and verbose:
         print(f"tfvae train: {note}", flush=True)
     if not os.path.exists(os.path.join(out, run_folder.RUN_JSON)):
@@ -151,7 +151,7 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     backup = next(callback for callback in resumables if isinstance(callback, BackupAndRestore))
     try:
         history = model.fit(
-            x_train, labels_train, epochs=options["epochs"], batch_size=batch_size,
+            x_train, labels_train, epochs=options["epochs"], initial_epoch=initial_epoch, batch_size=batch_size,
             validation_data=(x_test, labels_test), verbose=verbose, callbacks=[stop, *resumables, *callbacks],
         )
     except KeyboardInterrupt:  # a second Ctrl-C: keep every finished epoch
