@@ -359,15 +359,9 @@ class VAE(EpochLoop, keras.Model):
 
         In-memory arrays then train one epoch per compiled function, and
         array `validation_data` is evaluated in one compiled call per epoch.
-        With the default `compile(jit_compile="auto")` a fit without
-        convolution or pooling ops (XLA's are slow on CPUs) and with op
-        determinism off starts without XLA, times a few epochs (as many as
-        take 0.25 s, 1 to 5) and, if the rest of the fit would take 5 s or
-        more, compiles XLA and keeps it as soon as one of its epochs beats
-        the fastest without it (given up after as many, and at least 2, that
-        did not; a step XLA cannot compile stays without it); `jit_compile=True`/`False` decides
-        instead. `model.fit_path` then says which loop ran. See
-        `tfvae.epoch_loop`.
+        Whether its full batches run under XLA follows the rule stated in
+        `tfvae.epoch_loop` (`compile(jit_compile=True/False)` decides
+        instead); `model.fit_path` then says which loop ran.
 
         Raises:
             TypeError: for non-numeric array data.
