@@ -29,7 +29,7 @@ HANGING_TRAIN = textwrap.dedent(
     """
     import sys, time
     import keras
-    from tfvae import cli, run
+    from tfvae import _atomic, cli, run
 
     class Hang(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -37,6 +37,9 @@ HANGING_TRAIN = textwrap.dedent(
 
         def on_train_batch_end(self, batch, logs=None):
             if self.epoch == 2 and batch >= 10:
+                # The writes queued before (epoch 1's row and backup) on disk first: on a loaded machine
+                # tfvae's writer thread can lag an epoch behind, and the kill would then race it.
+                _atomic.wait_for_writes()
                 open(sys.argv[1], "w").close()
                 time.sleep(3600)
 
