@@ -18,9 +18,11 @@ setup(
     packages=["tfvae", "export"],
     package_data={"export": ["metadata_schema.json", "reader/*"]},
     install_requires=[
-        # The versions the suite runs on: tfvae.epoch_loop drives Keras' fit
-        # loop (it falls back to Keras' own loop, with a warning, on a Keras
-        # outside epoch_loop.TESTED_KERAS). Widen both after testing.
+        # The only versions the suite has run on. tfvae's few private uses of
+        # Keras/TensorFlow are guarded by tfvae/_tested_versions.py and fall
+        # back safely elsewhere (docs/design.md, "Private names"), and the
+        # epoch loop falls back to Keras' own loop with a warning; widen these
+        # pins once the suite has passed on the wider range.
         "tensorflow>=2.21,<2.22",
         # TFP 0.25 imports only with tf-keras present, which the [tf] extra
         # brings; tfvae itself uses Keras 3.

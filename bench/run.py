@@ -99,6 +99,7 @@ import tensorflow as tf  # noqa: E402
 import keras_example_vae as reference  # noqa: E402
 import tfvae  # noqa: E402
 import tfvae.epoch_loop  # noqa: E402
+import tfvae.xla_choice  # noqa: E402
 
 DIGITS = (64, (128, 128), 8)
 HEAVY = (784, (512, 512), 32)
@@ -108,8 +109,6 @@ PATHS = {"default": "auto", "epoch loop + XLA": True, "epoch loop": False, "kera
 KERAS_ADAM = "default, keras.optimizers.Adam"
 #: A model family of loops: a GRU VAE on sequences (steps, features), z of size 4, whole fits only.
 GRU_CASE = "GRU(64) VAE, 32x4 sequences"
-#: The default's timed choice of XLA, whose constants the report states.
-CHOICE = tfvae.epoch_loop._TimedXLAChoice
 
 
 # ---------------------------------------------------------------- helpers
@@ -694,20 +693,13 @@ def format_report(results, command):
         "compiled call per epoch, while Keras' own `fit` still drives callbacks, the progress bar and",
         "History (`tfvae/epoch_loop.py`). The step is traced once; each epoch's call resets the metrics",
         "at its start and returns their results for Keras to read. With the default",
-        "`compile()` (`jit_compile=\"auto\"`), a model whose traced step",
-        "holds no convolution or pooling op (any TensorFlow op whose type name holds `Conv` or `Pool`,",
-        "whatever layer or custom code emitted it: on this CPU XLA's are far slower, table below, (b)),",
-        "with op determinism off, starts without XLA and times the epochs after the first (as many as",
-        f"take {CHOICE.TIMED_SECONDS:g} s, 1 to {CHOICE.MAX_TIMED_EPOCHS}); when the rest of the fit would take "
-        f"`AUTO_XLA_MIN_SECONDS` = {tfvae.epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more",
-        "at the fastest timed speed, the loop over the full batches is compiled with XLA in the next",
-        "epoch and kept as soon as one of its epochs beats the fastest without it (given up after as",
-        f"many, and at least {CHOICE.MIN_XLA_LOSSES}, that did not). Short fits never pay XLA's compile time;",
-        "the partial last batch and validation always run without XLA. The step is traced once, inside",
-        "an XLA function that is not",
-        "compiled, so that both loops share it: TensorFlow builds the gradients of loops and branches (a",
-        "recurrent layer, `keras.ops.cond`) for XLA only there. A step XLA cannot compile (an op without an",
-        "XLA kernel) goes on without it.",
+        "`compile()` (`jit_compile=\"auto\"`), the full batches run under XLA when the fit runs at least",
+        f"`AUTO_XLA_MIN_STEPS` = {tfvae.xla_choice.AUTO_XLA_MIN_STEPS} training steps, its traced step holds no op",
+        "whose type name contains " + ", ".join(f"`{word}`" for word in tfvae.xla_choice.SLOW_UNDER_XLA),
+        "(convolutions and pooling: on this CPU XLA's are far slower, table below, (b); loops) and op",
+        "determinism is off; nothing is timed (the rule: `tfvae/epoch_loop.py`). The partial last batch and",
+        "validation always run without XLA. A step XLA cannot compile (an op without an XLA kernel) goes on",
+        "without it.",
         "`compile(jit_compile=True)` or `False` overrides the rule; after `fit`, `model.fit_path` says which loop ran",
         "(`\"epoch loop + XLA\"`, `\"epoch loop\"`, or `\"keras\"` for Keras' per-step loop, used for",
         "datasets, generators, `validation_split`, `class_weight`, `steps_per_execution`, a",

@@ -56,7 +56,7 @@ import tensorflow as tf
 import tfvae
 from export import _endpoints, _equalize, _examples, _litert, _plain_io, _thresholds, acceptance, describe, metadata
 from export import report
-from tfvae import _atomic, _checks
+from tfvae import _atomic, _checks, _tested_versions
 
 QUANTIZE = (None, "float16", "dynamic", "int8")
 PARTS = tuple(_endpoints.PARTS)
@@ -245,16 +245,21 @@ def _convert(model, endpoints, quantize, calibration, int8_io, per_channel, what
 
 
 def _set_per_channel(converter, per_channel):
-    # No public option chooses per-tensor weights (TF 2.21): the converter's
-    # documented-in-source `_experimental_disable_per_channel` does.
-    if not hasattr(converter, "_experimental_disable_per_channel"):
-        if per_channel:
-            return
+    """Chooses per-channel (True, the converter's default) or per-tensor int8 weights.
+
+    No public option chooses per-tensor weights (TF 2.21): the converter's
+    `_experimental_disable_per_channel` does. It is set only on a TensorFlow
+    of `tfvae._tested_versions.TESTED_TENSORFLOW`; elsewhere per-tensor
+    weights are refused with a clear error (per-channel needs nothing).
+    """
+    if per_channel:
+        return
+    if not (_tested_versions.tensorflow_is_tested() and hasattr(converter, "_experimental_disable_per_channel")):
         raise RuntimeError(
-            f"This TensorFlow ({tf.__version__}) has no per-tensor weight quantization option "
-            "(TFLiteConverter._experimental_disable_per_channel); pass per_channel=True"
+            f"This TensorFlow ({tf.__version__}) has no per-tensor weight quantization option tfvae was tested "
+            f"with (TensorFlow {', '.join(_tested_versions.TESTED_TENSORFLOW)}); pass per_channel=True"
         )
-    converter._experimental_disable_per_channel = not per_channel
+    converter._experimental_disable_per_channel = True  # private-ok: see docs/design.md, "Private names"
 
 
 def _quantize_keeping_float(converter, endpoints, float_heads=False):

@@ -16,6 +16,7 @@
 import ast
 import importlib
 import pathlib
+import re
 import subprocess
 import sys
 import types
@@ -215,3 +216,105 @@ def test_no_test_asserts_what_cannot_fail():
         for line, why in _assertions_that_cannot_fail(path.read_text(), str(path))
     ]
     assert not found, found
+
+
+# ------------------------------------------------------- private names of Keras, TensorFlow and TFP
+
+#: Private modules: importing one, or reaching it as an attribute chain, is a private use.
+PRIVATE_MODULES = ("keras.src", "tensorflow.python", "tensorflow_probability.python", "tf_keras.src")
+
+
+def _own_underscore_names():
+    """Underscore names tfvae and export define: functions, classes, module names and `self._x` attributes."""
+    names = {path.stem for path in MODULES.values()}
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.alias):
+                names.add(node.asname or node.name.split(".")[-1])
+            elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+                  and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                names.add(node.attr)
+    return {name for name in names if name.startswith("_")}
+
+
+def _private_uses(source, filename, own):
+    """[(line, name)]: private names of other packages that `source` uses (attributes, strings, imports)."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [(node.lineno, module) for module in modules if module.startswith(PRIVATE_MODULES)]
+        elif isinstance(node, ast.Attribute):
+            chain = re.sub(r"^tf\.", "tensorflow.", re.sub(r"^tfp\.", "tensorflow_probability.", ast.unparse(node)))
+            if chain.endswith(PRIVATE_MODULES):
+                found.append((node.lineno, chain))
+            elif node.attr.startswith("_") and node.attr not in own and not node.attr.endswith("__"):
+                found.append((node.lineno, node.attr))
+            elif node.attr == "__internal__":
+                found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.fullmatch(r"_[a-z]\w*", node.value) and node.value not in own:
+                found.append((node.lineno, node.value))
+            elif re.fullmatch(r"(keras\.src|tensorflow\.python|tensorflow_probability\.python)(\.\w+)*", node.value):
+                found.append((node.lineno, node.value))
+    return found
+
+
+def _allowed_private_names():
+    """{(file, name)} from the "Private names" table of docs/design.md."""
+    text = (ROOT / "docs" / "design.md").read_text()
+    section = text.split("## Private names", 1)[1].split("\n## ", 1)[0]
+    allowed = set()
+    for row in section.splitlines():
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0].startswith("`"):
+            allowed.add((cells[1].strip("`"), cells[0].strip("`")))
+    return allowed
+
+
+def test_the_finder_of_private_names_finds_them():
+    source = (
+        "import keras\nfrom tensorflow.python.framework import config\n"
+        "model._initial_epoch = 3\ngetattr(x, '_in_multi_worker_mode')\nkwargs.get('_use_cached_eval_dataset')\n"
+        "self._own = 1\nmodel._own\nk = keras.src.utils\nobject.__init__(self)\n"
+    )
+    found = _private_uses(source, "example.py", own={"_own"})
+    assert [line for line, _ in found] == [2, 3, 4, 5, 8]
+
+
+def test_no_private_name_of_keras_tensorflow_or_tfp_outside_the_allow_list():
+    # docs/design.md, "Private names": each allowed use is guarded by a version check and tested.
+    own = _own_underscore_names()
+    allowed = _allowed_private_names()
+    used = {
+        (str(path.relative_to(ROOT)), name): line
+        for path in MODULES.values()
+        for line, name in _private_uses(path.read_text(), str(path), own)
+    }
+    assert not {use: line for use, line in used.items() if use not in allowed}, "not in docs/design.md's allow-list"
+    assert not allowed - set(used), "listed in docs/design.md but no longer used: remove the row"
+
+
+def test_no_class_of_ours_overrides_a_private_name_of_its_keras_or_tensorflow_base():
+    # The text check above takes `self._x` in tfvae's classes as tfvae's own: it is, unless a Keras or
+    # TensorFlow base class already has `_x` (overriding or writing their private state).
+    import inspect as _inspect
+
+    clashes = []
+    for module_name in MODULES:
+        if module_name.endswith("__main__"):
+            continue
+        module = importlib.import_module(module_name)
+        for cls in vars(module).values():
+            if not (_inspect.isclass(cls) and cls.__module__ == module_name):
+                continue
+            theirs = [base for base in cls.__mro__[1:] if base.__module__.split(".")[0] in
+                      ("keras", "tensorflow", "tensorflow_probability", "tf_keras")]
+            clashes += [f"{module_name}.{cls.__name__}.{name}" for name in vars(cls)
+                        if name.startswith("_") and not name.endswith("__")
+                        and any(hasattr(base, name) for base in theirs)]
+    assert not clashes, clashes

@@ -173,6 +173,8 @@ def test_step_logs_are_unchanged_outside_multi_worker_training():
     assert distribute.step_logs(logs) is logs
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
         assert distribute.step_logs(logs) is logs
+        assert distribute.worker_count(tf.distribute.get_strategy()) == 1
+    assert distribute.worker_count(tf.distribute.get_strategy()) == 1
 
 
 def test_run_train_builds_the_model_in_the_strategy_scope(tmp_path):

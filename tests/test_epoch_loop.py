@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tfvae import epoch_loop
+from tfvae import epoch_loop, xla_choice
 
 
 def _trained(x, jit_compile, through_dataset=False, epochs=2, batch_size=8, **fit_kwargs):
@@ -68,8 +68,8 @@ def test_the_epoch_graph_holds_the_step_once_without_xla(digits, jit_compile, ca
     (x_train, _), _ = digits
     model, _ = _trained(x_train[:100], jit_compile, epochs=1)
     arrays = (tf.constant(x_train[:100]), None, None)
-    epoch = model._epoch_function_for("train", arrays, 8, True, jit_compile)
-    step = model._traced_step("train", arrays).get_concrete_function().name.decode()
+    epoch = model.fast_fit._epoch_function_for("train", arrays, 8, True, jit_compile)
+    step = model.fast_fit._traced_step("train", arrays).get_concrete_function().name.decode()
     graph = epoch.function.get_concrete_function(epoch.data).graph.as_graph_def()
     nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
     assert sum(node.attr["f"].func.name == step for node in nodes if "PartitionedCall" in node.op) == calls
@@ -79,12 +79,13 @@ def test_shuffling_changes_every_epoch_and_is_seeded():
     keras.utils.set_random_seed(3)
     model = tfvae.mlp_vae(4, (4,), 2)
     model.compile(optimizer="adam")
-    orders = [model._epoch_order(10, True).numpy() for _ in range(3)]
+    orders = [model.fast_fit._epoch_order(10, True).numpy() for _ in range(3)]
     assert all(sorted(order) == list(range(10)) for order in orders)
     assert not np.array_equal(orders[0], orders[1])
     keras.utils.set_random_seed(3)
     again = tfvae.mlp_vae(4, (4,), 2)
-    np.testing.assert_array_equal(again._epoch_order(10, True).numpy(), orders[0])
+    again.compile(optimizer="adam")
+    np.testing.assert_array_equal(again.fast_fit._epoch_order(10, True).numpy(), orders[0])
 
 
 def _conv_vae():
@@ -97,39 +98,48 @@ def _conv_vae():
 
 def _xla_built(model):
     """Whether an XLA epoch function was built (keys: kind, batch, shuffle, present, n, uses_xla, signature)."""
-    return any(isinstance(key, tuple) and len(key) == 7 and key[5] for key in model._epoch_functions)
+    return any(isinstance(key, tuple) and len(key) == 7 and key[5] for key in model.fast_fit.functions)
 
 
 def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
-    # The stated rule: XLA is tried only without convolution/pooling ops and
-    # with op determinism off, when the rest of the fit would take at least
-    # AUTO_XLA_MIN_SECONDS (set to 0 here, so every fit long enough to time both paths
-    # would try it). Checked through fit.
+    # The stated rule (tfvae.epoch_loop): XLA only without convolution, pooling or loop ops, with op
+    # determinism off, for a fit of at least AUTO_XLA_MIN_STEPS steps (lowered here). Checked through fit.
     (x_train, _), _ = digits
-    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(xla_choice, "AUTO_XLA_MIN_STEPS", 30)
     images = x_train.reshape(-1, 8, 8, 1)
     conv = _conv_vae()
     conv.compile(optimizer="adam")
-    history = conv.fit(images, epochs=14, batch_size=128, verbose=0)  # long enough to time both paths
+    history = conv.fit(images[:640], epochs=3, batch_size=64, verbose=0)  # 30 steps: long enough
     assert conv.fit_path == "epoch loop" and not _xla_built(conv)
     assert np.all(np.isfinite(history.history["loss"]))
     mlp = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     mlp.compile(optimizer="adam")
-    mlp.fit(x_train, epochs=2, batch_size=128, verbose=0)
-    assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)  # too short to try
-    mlp.fit(x_train, epochs=14, batch_size=128, verbose=0)  # 1 + up to 5 timed plain, 1 compiling, up to 5 timed XLA
-    assert _xla_built(mlp)  # tried; kept if it was faster
-    assert int(mlp.optimizer.iterations) == 16 * -(-len(x_train) // 128)  # every epoch trained, whichever ran it
-    mlp.compile(optimizer="adam", jit_compile=False)
-    mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
+    mlp.fit(x_train[:640], epochs=2, batch_size=64, verbose=0)  # 20 steps: too short
     assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)
-    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 1e9)
-    mlp.compile(optimizer="adam")
-    mlp.fit(x_train, epochs=5, batch_size=128, verbose=0)
-    assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)  # would not repay compiling
+    mlp.fit(x_train[:640], epochs=3, batch_size=64, verbose=0)
+    assert mlp.fit_path == "epoch loop + XLA" and _xla_built(mlp)
+    assert int(mlp.optimizer.iterations) == 5 * 10  # every epoch trained, whichever ran it
+    mlp.compile(optimizer="adam", jit_compile=False)
+    mlp.fit(x_train[:640], epochs=3, batch_size=64, verbose=0)
+    assert mlp.fit_path == "epoch loop" and not _xla_built(mlp)
     conv.compile(optimizer="adam", jit_compile=True)  # the user's choice overrides the rule
     conv.fit(images[:64], epochs=1, batch_size=32, verbose=0)
     assert conv.fit_path == "epoch loop + XLA"
+
+
+def test_the_choice_depends_on_the_fit_not_on_the_machine(digits, monkeypatch):
+    # The same model, data and arguments take the same path, however slow the machine is: the
+    # epoch functions are never timed.
+    (x_train, _), _ = digits
+    monkeypatch.setattr(xla_choice, "AUTO_XLA_MIN_STEPS", 30)
+    monkeypatch.setattr(time, "perf_counter", lambda: pytest.fail("timed an epoch"))
+    paths = []
+    for _ in range(2):
+        model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
+        model.compile()
+        model.fit(x_train[:640], epochs=3, batch_size=64, verbose=0)
+        paths.append(model.fit_path)
+    assert paths == ["epoch loop + XLA"] * 2
 
 
 class _Branch(keras.layers.Layer):
@@ -151,53 +161,41 @@ def _dense_then(layer):
     return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3), layer])
 
 
-def _recorded_choices(monkeypatch):
-    """The `_TimedXLAChoice` of each fit from now on, with AUTO_XLA_MIN_SECONDS = 0 (every fit tries XLA)."""
-    choices = []
-
-    class Recorded(epoch_loop._TimedXLAChoice):
-        def __init__(self, *args):
-            super().__init__(*args)
-            choices.append(self)
-
-    monkeypatch.setattr(epoch_loop, "_TimedXLAChoice", Recorded)
-    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
-    return choices
-
-
-def _fit_sequences(model_class, body):
-    """`model_class` with `body` as encoder, fitted 14 epochs (3 batches each) with the default compile()."""
+def _fit_sequences(model_class, body, monkeypatch, **compile_kwargs):
+    """`model_class` with `body` as encoder, fitted 4 epochs (3 batches each), every fit long enough for XLA."""
+    monkeypatch.setattr(xla_choice, "AUTO_XLA_MIN_STEPS", 0)
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(40, 4, 2)).astype("float32")
     encoder = keras.Sequential([keras.Input((4, 2)), body])
     decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8), keras.layers.Reshape((4, 2))])
     model = model_class(encoder, decoder, 2)
-    model.compile()
-    history = model.fit(x, epochs=14, batch_size=16, verbose=0)  # long enough to time both paths
-    assert int(model.optimizer.iterations) == 14 * 3 and np.all(np.isfinite(history.history["loss"]))
-    (step,) = (function for key, function in model._epoch_functions.items() if key[:2] == ("step", "train"))
+    model.compile(**compile_kwargs)
+    history = model.fit(x, epochs=4, batch_size=16, verbose=0)
+    assert int(model.optimizer.iterations) == 4 * 3 and np.all(np.isfinite(history.history["loss"]))
+    (step,) = (function for key, function in model.fast_fit.functions.items() if key[:2] == ("step", "train"))
     return model, step
 
 
-@pytest.mark.parametrize("body, compiles", [
-    (lambda: keras.layers.GRU(3), True),  # a loop: its gradient must be traced for XLA
-    (lambda: _dense_then(_Branch()), True),  # a branch
-    (lambda: _dense_then(_NumpyIdentity()), False),
-    (lambda: _dense_then(_UnboundedLoop()), False),
+@pytest.mark.parametrize("body, path", [
+    (lambda: keras.layers.GRU(3), "epoch loop"),  # a loop: kept off XLA by the rule
+    (lambda: _dense_then(_Branch()), "epoch loop + XLA"),  # a branch: its gradient traced for XLA
+    (lambda: _dense_then(_NumpyIdentity()), "epoch loop"),  # XLA cannot compile it: goes on without
+    (lambda: _dense_then(_UnboundedLoop()), "epoch loop"),  # a loop
 ], ids=["gru", "cond", "numpy_function", "while_loop"])
-def test_auto_tries_xla_on_loops_and_branches_and_keeps_off_what_xla_cannot_compile(body, compiles, monkeypatch):
-    # Before, the default compile() failed in the third epoch of each of these fits: XLA was handed the
-    # step traced without it (a recurrent layer's or a branch's gradient), or an op it cannot compile.
-    choices = _recorded_choices(monkeypatch)
-    model, step = _fit_sequences(tfvae.VAE, body())
-    (choice,) = choices
-    assert choice.calls == 14 and step.traced_for_xla
-    if compiles:
-        assert choice.xla_error is None and _xla_built(model)
-        assert model.fit_path == ("epoch loop + XLA" if choice.uses_xla else "epoch loop")
-    else:
+def test_auto_uses_xla_on_branches_and_keeps_off_loops_and_what_xla_cannot_compile(body, path, monkeypatch):
+    model, step = _fit_sequences(tfvae.VAE, body(), monkeypatch)
+    assert step.traced_for_xla and model.fit_path == path
+    choice = model.fast_fit.epoch_choice
+    if path.endswith("XLA") or choice is not None:  # XLA was compiled: it ran, or it failed and the fit went on
+        assert choice.calls == 4 and (choice.xla_error is None) == (path == "epoch loop + XLA")
+    if "numpy" in str(step.get_concrete_function().graph.as_graph_def()):
         assert isinstance(choice.xla_error, tf.errors.OpError)
-        assert choice.xla is None and not choice.uses_xla and model.fit_path == "epoch loop"
+
+
+def test_a_loop_forced_onto_xla_trains(monkeypatch):
+    # jit_compile=True overrides the rule for a recurrent layer too (its gradient traced for XLA).
+    model, step = _fit_sequences(tfvae.VAE, keras.layers.GRU(3), monkeypatch, jit_compile=True)
+    assert step.traced_for_xla and model.fit_path == "epoch loop + XLA"
 
 
 def test_a_step_that_cannot_be_traced_for_xla_is_traced_without_it_and_kept_off_xla(monkeypatch):
@@ -211,93 +209,34 @@ def test_a_step_that_cannot_be_traced_for_xla_is_traced_without_it_and_kept_off_
                 raise ValueError("refused inside an XLA function")
             return super().train_step(data)
 
-    choices = _recorded_choices(monkeypatch)
-    model, step = _fit_sequences(RefusedOnce, _dense_then(keras.layers.Activation("tanh")))
-    (choice,) = choices
+    model, step = _fit_sequences(RefusedOnce, _dense_then(keras.layers.Activation("tanh")), monkeypatch)
     assert RefusedOnce.traces == 2 and not step.traced_for_xla
-    assert choice.calls == 14 and choice.xla is None and choice.xla_error is None and not _xla_built(model)
+    assert model.fast_fit.epoch_choice is None and not _xla_built(model)
     assert model.fit_path == "epoch loop"
 
 
-@pytest.mark.parametrize("xla_seconds, keeps_xla", [(0.001, True), (0.05, False)])
-def test_timed_choice_keeps_the_faster_epoch_function(xla_seconds, keeps_xla):
-    ran = []
-
-    def runner(name, seconds):
-        def run():
-            time.sleep(seconds)
-            ran.append(name)
-            return {"loss": 1.0}
-        return run
-
-    built = []
-    choice = epoch_loop._TimedXLAChoice(runner("plain", 0.01), lambda: built.append(1) or runner("xla", xla_seconds),
-                                        epochs=2 + int(epoch_loop.AUTO_XLA_MIN_SECONDS / 0.005))
-    timed = choice.MAX_TIMED_EPOCHS  # 10 ms epochs: fewer than TIMED_SECONDS would take
-    assert 0.01 * timed < choice.TIMED_SECONDS
-    for _ in range(2 + 2 * timed + 4):
-        assert choice() == {"loss": 1.0}
-    assert built == [1] and choice.timed == timed
-    assert ran[:1 + timed] == ["plain"] * (1 + timed)  # the first epoch, then the timed ones
-    assert ran[1 + timed:2 + 2 * timed] == ["xla"] * (1 + timed)  # compiling, then the timed ones
-    assert ran[2 + 2 * timed:] == ["xla" if keeps_xla else "plain"] * 4
-    assert choice.uses_xla is keeps_xla
-    assert len(choice.xla_seconds) == (1 if keeps_xla else timed)  # decided at its first faster epoch
-
-
-@pytest.mark.parametrize("xla_seconds, keeps_xla", [([0.0], True), ([0.5, 0.0], True), ([0.5, 0.5], False)])
-def test_timed_choice_keeps_xla_at_its_first_faster_epoch_and_drops_it_after_two_slower(xla_seconds, keeps_xla):
-    # A plain epoch of TIMED_SECONDS: one is timed. XLA wins at its first epoch faster than that;
-    # one slower XLA epoch (the machine's noise) does not decide, a second does.
-    ran, seconds = [], [0.0, *xla_seconds]  # compiling, then the timed epochs
-    slow = epoch_loop._TimedXLAChoice.TIMED_SECONDS
-
-    def xla():
-        ran.append("xla")
-        time.sleep(seconds.pop(0) if seconds else 0.0)
-        return {}
-
-    choice = epoch_loop._TimedXLAChoice(lambda: ran.append("plain") or time.sleep(slow) or {}, lambda: xla,
-                                        epochs=int(epoch_loop.AUTO_XLA_MIN_SECONDS / slow) + 10)
-    for _ in range(3 + len(xla_seconds)):  # first, timed plain, compiling, timed XLA
-        choice()
-    assert choice.timed == 1 and len(choice.xla_seconds) == len(xla_seconds)
-    assert choice.MIN_XLA_LOSSES == 2 and choice.uses_xla is keeps_xla
-    choice()
-    assert ran == ["plain"] * 2 + ["xla"] * (1 + len(xla_seconds)) + ["xla" if keeps_xla else "plain"]
-
-
-def test_timed_choice_never_compiles_for_a_short_fit():
-    choice = epoch_loop._TimedXLAChoice(lambda: {}, lambda: pytest.fail("built XLA"), epochs=20)
-    for _ in range(20):
-        choice()
-    assert not choice.uses_xla
-
-
-@pytest.mark.parametrize("where", ["README.md", "docs/training.md", "tfvae.VAE.fit", "tfvae.epoch_loop"])
-def test_the_docs_state_the_rule_with_its_constants(where):
-    # The rule is told to users in four places; each states the constants the code uses.
-    if where.startswith("tfvae."):
-        text = tfvae.VAE.fit.__doc__ if where == "tfvae.VAE.fit" else epoch_loop.__doc__
-    else:
-        text = (pathlib.Path(__file__).resolve().parents[1] / where).read_text()
-    text = " ".join(text.split())
-    choice = epoch_loop._TimedXLAChoice
-    assert f"{epoch_loop.AUTO_XLA_MIN_SECONDS:g} s or more" in text or where == "tfvae.epoch_loop"
-    if where != "README.md":
-        assert f"as many as take {choice.TIMED_SECONDS:g} s, 1 to {choice.MAX_TIMED_EPOCHS})" in text
-        assert f"at least {choice.MIN_XLA_LOSSES}, that did not" in text
+def test_the_rule_is_stated_once_in_the_loop_module_with_its_constants():
+    text = " ".join(epoch_loop.__doc__.split())
+    assert f"`tfvae.xla_choice.AUTO_XLA_MIN_STEPS` ({xla_choice.AUTO_XLA_MIN_STEPS})" in text
+    assert ", ".join(f"`{word}`" for word in xla_choice.SLOW_UNDER_XLA) in text
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for where, other in {"README.md": (root / "README.md").read_text(),
+                         "docs/training.md": (root / "docs" / "training.md").read_text(),
+                         "tfvae.VAE.fit": tfvae.VAE.fit.__doc__}.items():
+        other = " ".join(other.split())
+        assert "tfvae.epoch_loop" in other or "tfvae/epoch_loop.py" in other, where
+        assert "times a few epochs" not in other and "as many as take" not in other, where
 
 
 def test_op_determinism_keeps_auto_off_xla(digits, monkeypatch):
     # TensorFlow has no public way to turn determinism off again: stand in
-    # for enable_op_determinism() where the loop reads it.
+    # for enable_op_determinism() where the rule reads it.
     (x_train, _), _ = digits
-    monkeypatch.setattr(epoch_loop, "is_op_determinism_enabled", lambda: True)
-    monkeypatch.setattr(epoch_loop, "AUTO_XLA_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(xla_choice, "op_determinism_enabled", lambda: True)
+    monkeypatch.setattr(xla_choice, "AUTO_XLA_MIN_STEPS", 0)
     model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     model.compile(optimizer="adam")
-    model.fit(x_train[:320], epochs=14, batch_size=16, verbose=0)  # long enough to time both paths
+    model.fit(x_train[:320], epochs=2, batch_size=16, verbose=0)
     assert model.fit_path == "epoch loop" and not _xla_built(model)
 
 
@@ -311,18 +250,18 @@ def test_an_untested_keras_falls_back_to_keras_loop_with_a_warning(digits, monke
     assert model.fit_path == "keras"
     assert int(model.optimizer.iterations) == 2 * 4  # Keras' loop took every step
     assert len(history.history["val_loss"]) == 2
-    assert model._epoch_functions == {}
+    assert model.fast_fit.functions == {}
 
 
 def test_other_inputs_take_keras_own_path(digits):
     (x_train, _), _ = digits
     model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     model.compile(optimizer="adam", steps_per_execution=2)
-    assert model._epoch_loop_arrays({"x": x_train}) is None
+    assert model.fast_fit.arrays({"x": x_train}) is None
     model.compile(optimizer="adam")
-    assert model._epoch_loop_arrays({"x": x_train}) is not None
-    assert model._epoch_loop_arrays({"x": x_train, "validation_split": 0.1}) is None
-    assert model._epoch_loop_arrays({"x": tf.data.Dataset.from_tensor_slices(x_train)}) is None
+    assert model.fast_fit.arrays({"x": x_train}) is not None
+    assert model.fast_fit.arrays({"x": x_train, "validation_split": 0.1}) is None
+    assert model.fast_fit.arrays({"x": tf.data.Dataset.from_tensor_slices(x_train)}) is None
     history = model.fit(x_train[:64], epochs=2, batch_size=16, validation_split=0.25, verbose=0)
     assert len(history.history["val_loss"]) == 2
     assert model.fit_path == "keras"
@@ -391,7 +330,7 @@ def test_validation_on_the_fast_path_equals_keras_evaluate(digits):
                         callbacks=[Seen()])
     assert calls == ["begin", ["kl", "loss", "reconstruction"]] * 2
     seed_state = model.seed_generator.state.numpy()
-    fast = model._fast_validation({"validation_data": (x_test[:50], None), "validation_batch_size": 32})
+    fast = model.fast_fit._fast_validation({"validation_data": (x_test[:50], None), "validation_batch_size": 32})
     fast_logs = fast(keras.callbacks.CallbackList([], model=model))
     # evaluate on arrays (verbose=0, return_dict=True) runs the same compiled call.
     model.seed_generator.state.assign(seed_state)
@@ -436,7 +375,7 @@ def test_the_epoch_call_resets_the_metrics_and_a_read_before_it_sees_zeros(digit
     model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli")
     model.compile(optimizer="adam", jit_compile=False)
     model.fit(x_train[:96], epochs=3, batch_size=32, verbose=0)
-    assert "reset_metrics" not in model._epoch_functions
+    assert "reset_metrics" not in model.fast_fit.functions
     at_epoch_begin = []
 
     class Reads(keras.callbacks.Callback):

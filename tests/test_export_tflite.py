@@ -380,3 +380,25 @@ def test_graph_preprocessing_is_the_numpy_rule(preprocessing):
     raw[0] = [1.75, 1.0, -2.0]  # on the binarization threshold: 1 + 0.25 * 3, not above it
     graph = tf.function(lambda x: _endpoints.preprocess(model, x))(tf.constant(raw)).numpy()
     np.testing.assert_allclose(graph, tfvae.datasets.apply_preprocessing(raw, preprocessing), atol=1e-6)
+
+
+def test_per_tensor_weights_use_the_converters_private_option_only_on_a_tested_tensorflow(monkeypatch):
+    import tensorflow as tf
+
+    from export import _tflite
+    from tfvae import _tested_versions
+
+    def converter():
+        function = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([1, 2])])
+        return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+
+    assert _tested_versions.tensorflow_is_tested()
+    tested = converter()
+    _tflite._set_per_channel(tested, per_channel=False)
+    assert tested._experimental_disable_per_channel is True
+    monkeypatch.setattr(_tested_versions, "tensorflow_is_tested", lambda: False)
+    other = converter()
+    _tflite._set_per_channel(other, per_channel=True)  # the converter's default: nothing to set
+    with pytest.raises(RuntimeError, match="pass per_channel=True"):
+        _tflite._set_per_channel(other, per_channel=False)
+    assert other._experimental_disable_per_channel is False  # untouched

@@ -57,6 +57,22 @@ def test_the_step_computes_the_bias_correction_once():
     assert pow_ops(Adam()) == 2
 
 
+def test_a_variable_whose_slots_it_did_not_see_made_gets_keras_own_update():
+    # The slots are found through the public add_optimizer_variables; a Keras whose Adam.build made
+    # them another way (stood in for by forgetting them) must still update as Keras' Adam does.
+    variables = [tf.Variable(tf.ones([3]) * i) for i in range(1, 3)]
+    reference = [tf.Variable(v) for v in variables]
+    ours, theirs = Adam(0.1), keras.optimizers.Adam(0.1)
+    ours.build(variables)
+    assert set(ours._slots) == {"momentum", "velocity"}
+    ours._slots = {}
+    for _ in range(3):
+        ours.apply([tf.constant([1.0, -2.0, 3.0])] * 2, variables)
+        theirs.apply([tf.constant([1.0, -2.0, 3.0])] * 2, reference)
+    for mine, expected in zip(variables, reference):
+        np.testing.assert_array_equal(mine.numpy(), expected.numpy())
+
+
 def test_a_large_variable_takes_tensorflows_fused_kernel_and_keras_updates():
     # One variable of FUSED_MIN_SIZE elements, one just below: ten steps of the same random gradients
     # with this Adam and Keras'. The large one is updated by one ResourceApplyAdam, which computes

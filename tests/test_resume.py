@@ -1,5 +1,6 @@
 """Interrupted training resumes from its backup; seeded deterministic runs repeat exactly."""
 
+import hashlib
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ HANGING_TRAIN = textwrap.dedent(
     """
     import sys, time
     import keras
-    from tfvae import cli, run
+    from tfvae import _atomic, cli, run
 
     class Hang(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -36,6 +37,9 @@ HANGING_TRAIN = textwrap.dedent(
 
         def on_train_batch_end(self, batch, logs=None):
             if self.epoch == 2 and batch >= 10:
+                # The writes queued before (epoch 1's row and backup) on disk first: on a loaded machine
+                # tfvae's writer thread can lag an epoch behind, and the kill would then race it.
+                _atomic.wait_for_writes()
                 open(sys.argv[1], "w").close()
                 time.sleep(3600)
 
@@ -169,7 +173,10 @@ def test_resume_needs_the_options_the_run_was_started_with(tmp_path, capsys, mon
 
 def test_history_rows_of_the_epoch_to_redo_are_dropped(tmp_path):
     (tmp_path / resumable.BACKUP).mkdir()
-    (tmp_path / resumable.BACKUP / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    weights = tmp_path / resumable.BACKUP / "weights-000001.npz"
+    weights.write_bytes(b"weights")
+    (tmp_path / resumable.BACKUP / "training_metadata.json").write_text(json.dumps(
+        {"epoch": 2, "batch": 0, "weights": weights.name, "sha256": hashlib.sha256(b"weights").hexdigest()}))
     (tmp_path / "history.csv").write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n3,1.")  # killed while writing 3
     assert resumable.prepare(str(tmp_path), {}, resume=True) == (2, None)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,3.0\n1,2.0\n"

@@ -111,11 +111,28 @@ def step_logs(logs):
     Returns:
         The dict to return from `train_step` / `test_step`.
     """
-    strategy = tf.distribute.get_strategy()
-    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker_mode and in_multi_worker_mode():
+    if worker_count(tf.distribute.get_strategy()) > 1:
         return {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
+
+
+def worker_count(strategy):
+    """The number of machines (chief and workers) that `strategy` trains on: 1 but in a multi-worker job.
+
+    Read from the strategy's public `cluster_resolver`, as TensorFlow counts
+    them for `MultiWorkerMirroredStrategy` (a multi-worker strategy made
+    without `TF_CONFIG` trains on this machine alone).
+
+    Example:
+
+    >>> worker_count(tf.distribute.get_strategy())
+    1
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return max(1, sum(len(cluster.get(task_type, ())) for task_type in ("chief", "worker")))
 
 
 def _tf_config():

@@ -62,6 +62,26 @@ class Adam(keras.optimizers.Adam):
     """
 
     _step_values = None  # {(dtype, device): _StepValues} during `apply`
+    _slots = None  # {slot name: {id of a model variable's tf.Variable: its slot}}
+
+    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+        """Keras' `add_optimizer_variables`, remembering which slot belongs to which variable.
+
+        Keras' `Adam.build` creates its `momentum`, `velocity` (and
+        `velocity_hat`) slots through this public method; `update_step` finds
+        them here, without Keras' private lists. A variable not found (a
+        replica's copy under a `tf.distribute` strategy, or a Keras whose
+        `build` makes its slots another way) gets Keras' own `update_step`.
+        """
+        created = super().add_optimizer_variables(trainable_variables, name, initializer)
+        names = [name] if isinstance(name, str) else list(name)
+        lists = [created] if isinstance(name, str) else list(created)
+        slots = self._slots if self._slots is not None else {}
+        for slot_name, slot_list in zip(names, lists):
+            slots.setdefault(slot_name, {}).update(
+                {_key(variable): slot for variable, slot in zip(trainable_variables, slot_list)})
+        self._slots = slots
+        return created
 
     def apply(self, grads, trainable_variables=None):
         self._step_values = {}
@@ -77,15 +97,17 @@ class Adam(keras.optimizers.Adam):
         gradient, without `amsgrad` or a `tf.distribute` strategy) is updated
         by `tf.raw_ops.ResourceApplyAdam`.
         """
-        if self._step_values is None:  # called outside `apply` (as Keras' stateless_apply would)
+        slots = self._slots or {}
+        m, v = (slots.get(name, {}).get(_key(variable)) for name in ("momentum", "velocity"))
+        v_hat = slots.get("velocity_hat", {}).get(_key(variable)) if self.amsgrad else None
+        if self._step_values is None or m is None or v is None or (self.amsgrad and v_hat is None):
+            # Outside `apply` (as Keras' stateless_apply would), or a variable of unknown slots.
             return super().update_step(gradient, variable, learning_rate)
         key = (variable.dtype, variable.device)
         if key not in self._step_values:
             self._step_values[key] = _StepValues(self, variable.dtype, learning_rate)
         step = self._step_values[key]
         gradient = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
         if self._fused(gradient, variable):
             tf.raw_ops.ResourceApplyAdam(
                 var=variable.handle, m=m.handle, v=v.handle, beta1_power=step.beta_1_power,
@@ -95,7 +117,6 @@ class Adam(keras.optimizers.Adam):
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
         if self.amsgrad:
-            v_hat = self._velocity_hats[index]
             self.assign(v_hat, ops.maximum(v_hat, v))
             v = v_hat
         self.assign_sub(variable, ops.divide(ops.multiply(m, step.alpha), ops.add(ops.sqrt(v), self.epsilon)))
@@ -109,6 +130,11 @@ class Adam(keras.optimizers.Adam):
         shape = tuple(variable.shape)  # a tf.Variable's TensorShape or a keras.Variable's tuple
         return (None not in shape and math.prod(shape) >= FUSED_MIN_SIZE and not self.amsgrad
                 and not isinstance(gradient, tf.IndexedSlices) and not tf.distribute.has_strategy())
+
+
+def _key(variable):
+    """What identifies a model variable in `update_step`: its `tf.Variable` (Keras passes `variable.value`)."""
+    return id(variable.value if isinstance(variable, keras.Variable) else variable)
 
 
 class _StepValues:

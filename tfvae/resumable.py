@@ -1,7 +1,7 @@
 """Resumable runs: backups inside the run folder and a history that continues.
 
 While `tfvae train` runs, `RUN_DIR/backup/` holds the weights, optimizer
-state and epoch of the last two backups (`tfvae.callbacks.BackupAndRestore`:
+state and epoch of the last two backups (`tfvae.backup.BackupAndRestore`:
 at the first epoch end past every `backup_every` batches, at the last epoch
 and when Ctrl-C stops the run; each written whole or not at all). The
 backup is deleted only once `model.keras`, the metrics and the plots are
@@ -12,7 +12,7 @@ epoch after it, keeping the rows of `history.csv` before it:
 
     RUN_DIR/run.json      the options; a resume must use the same ones
     RUN_DIR/backup/       training_metadata.json {"epoch": ..., "weights": ..., "sha256": ...},
-                          its .bkp (the previous generation), weights-NNNNNN.weights.h5
+                          its .bkp (the previous generation), weights-NNNNNN.npz
     RUN_DIR/history.csv   one row per finished epoch; rows of the epoch resumed
                           (or later) are dropped before resuming
 

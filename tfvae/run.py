@@ -202,7 +202,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
 def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_test, batch_size, verbose,
               backup_every, callbacks, validation=None):
     """`train`'s work inside the held run folder."""
-    _, note = resumable.prepare(out, options, resume, overwrite)
+    initial_epoch, note = resumable.prepare(out, options, resume, overwrite)
     if note and verbose:
         print(f"tfvae train: {note}", flush=True)
     if not os.path.exists(os.path.join(out, run_folder.RUN_JSON)):
@@ -216,6 +216,7 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     try:
         history = model.fit(
             *_fit_data(x_train, labels_train, batch_size, True, options["seed"]), epochs=options["epochs"],
+            initial_epoch=initial_epoch,
             batch_size=None if isinstance(x_train, run_folder.ImageFiles) else batch_size,
             shuffle=not isinstance(x_train, run_folder.ImageFiles),  # a stream shuffles its files itself
             validation_data=_fit_data(*(validation or (x_test, labels_test)), batch_size, False),

@@ -180,8 +180,11 @@ class VAE(EpochLoop, keras.Model):
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, after `tfvae.fit_checks.check_fit_arguments` checked array data.
 
-        In-memory arrays train one epoch per compiled function (`tfvae.epoch_loop`;
-        `model.fit_path` says which loop ran).
+        A `tf.data` dataset gets these checks on its first batch, and what would
+        train silently wrong gets a warning (`tfvae.misuse`). In-memory arrays
+        train one epoch per compiled function; whether under XLA follows the
+        rule stated in `tfvae.epoch_loop` (`compile(jit_compile=True/False)`
+        decides instead); `model.fit_path` says which loop ran.
 
         Raises:
             TypeError: for non-numeric array data.
