@@ -48,7 +48,7 @@ def files(binarized_model, raw_digits, tmp_path_factory):
         for quantize in (None, "int8"):
             path = root / f"{part}{'_int8' if quantize else ''}.tflite"
             export.tflite(binarized_model, path, part=part, quantize=quantize, parity_data=x_test,
-                          representative_data=x_train if quantize else None)
+                          normal_data=x_test, representative_data=x_train if quantize else None)
             result[path.stem] = path.read_bytes()
     return result
 
@@ -151,8 +151,7 @@ def test_a_table_row_with_nan_scores_above_every_threshold_while_out_of_range_va
     rows[0, 1], rows[1, 2] = np.nan, 150.0  # NaN flagged; beyond the training maximum is scored, not clipped
     (output,) = _plain_run(path.read_bytes(), rows).values()
     assert output[0] == np.finfo(np.float32).max
-    expected = -np.asarray(model.elbo(tfvae.datasets.apply_preprocessing(rows[1:], model.preprocessing),
-                                      sample=False))
+    expected = model.anomaly_score(tfvae.datasets.apply_preprocessing(rows[1:], model.preprocessing))
     np.testing.assert_allclose(output[1:], expected, rtol=1e-4)
 
 
