@@ -92,8 +92,8 @@ def tiny_export(tmp_path_factory):
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(tfvae.datasets.apply_preprocessing(x_train, model.preprocessing), epochs=3, batch_size=64, verbose=0)
     folder = tmp_path_factory.mktemp("tiny_export")
-    export.saved_model(model, folder / "saved_model", parity_data=x_test)
+    export.saved_model(model, folder / "saved_model", parity_data=x_test, normal_data=x_test)
     for name, part, quantize in TINY_EXPORT_FILES:
-        export.tflite(model, folder / name, part=part, quantize=quantize, parity_data=x_test,
+        export.tflite(model, folder / name, part=part, quantize=quantize, parity_data=x_test, normal_data=x_test,
                       representative_data=x_train if quantize == "int8" else None)
     return model, x_test.astype(np.float32), folder
