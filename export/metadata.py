@@ -62,22 +62,16 @@ SIGNATURE_RUNNER_NOTE = (
     "signature runner, Java runSignature); a runtime that runs the first subgraph only runs subgraph_0's "
     "signature, not the one you want: use the single-signature files instead"
 )
-#: `runtime_note` of a single-signature file.
-PLAIN_TENSOR_NOTE = (
-    "one subgraph: a runtime without signatures reads it by tensor index or name; input tensor 0 and "
-    "output tensor 0 are subgraph_0's first input and output (the primary output), named as in the signature"
-)
 #: What every input and output means; copied into the metadata.
 TENSOR_DOCS = {
-    "x": "raw features, one example per row, as the model's training data was read (the graph applies "
-         "the preprocessing recorded under model.preprocessing)",
+    "x": "raw features, one row per example, as the training data was read (the graph applies model.preprocessing)",
     "labels": "class ids in [0, num_classes), int32, one per row (conditional models only)",
     "z": "latent points, one row per example",
     "epsilon": "standard normal noise N(0, I), one row per sample; the graph turns it into a draw of the "
                "model's prior (for the prior N(0, I), z = epsilon)",
     "u": "uniform noise in [0, 1), one per sample (mixture priors only): picks the prior's mixture component",
     "z_mean": "mean of the posterior q(z|x): the embedding of x",
-    "z_log_sigma": "log standard deviation of q(z|x) (bounded); sigma = exp(z_log_sigma)",
+    "z_log_sigma": "log sigma of q(z|x), bounded: sigma = exp(z_log_sigma)",
     "x_mean": "mean of p(x|z): probabilities in [0, 1] for a Bernoulli likelihood, means for a Gaussian one, "
               "in preprocessed units",
     "score": (
@@ -215,8 +209,9 @@ def build(model, artifact, signatures, versions, **options):
     """
     runtime = {}
     if artifact == "tflite":
-        runtime = {"signature_runner_required": len(signatures) > 1,
-                   "runtime_note": SIGNATURE_RUNNER_NOTE if len(signatures) > 1 else PLAIN_TENSOR_NOTE}
+        runtime = {"signature_runner_required": len(signatures) > 1}
+        if len(signatures) > 1:  # a single-signature file reads as the schema's signature_runner_required says
+            runtime["runtime_note"] = SIGNATURE_RUNNER_NOTE
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -242,7 +237,7 @@ def preprocessing_steps(preprocessing):
     if "offset" in prep or "divisor" in prep:
         steps.append(
             f"x = (raw - offset) / divisor with offset={_short(prep.get('offset', 0.0))}, "
-            f"divisor={_short(prep.get('divisor', 1.0))} (per feature if lists; a divisor of 0 counts as 1)"
+            f"divisor={_short(prep.get('divisor', 1.0))}"
         )
     if prep.get("binarize_threshold") is not None:
         steps.append(f"then x = 1.0 where x > {prep['binarize_threshold']} else 0.0")
