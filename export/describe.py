@@ -209,6 +209,11 @@ def probes(interpreter, info):
     rows += [("every feature 1 (data pre-scaled to 0..1)", np.ones_like(blank)),
              ("every feature at the raw maximum (a full image)", np.full_like(blank, high))]
     runner = interpreter.get_signature_runner("score")
+    dtype = np.dtype(runner.get_input_details()["x"]["dtype"])
+    if dtype.kind in "iu":  # integer pixels cannot hold NaN or values outside their type's range
+        limits = np.iinfo(dtype)
+        rows = [(words, row.astype(dtype)) for words, row in rows
+                if np.all(np.isfinite(row)) and limits.min <= row.min() and row.max() <= limits.max]
     result = []
     for words, row in rows:
         score = float(runner(x=row)["score"][0])
