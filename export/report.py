@@ -93,10 +93,6 @@ class ExportReport:
         """The largest parity error, over all rows, or of one output name."""
         return max(row.max_abs_error for row in self.parity if output in (None, row.output))
 
-    def to_dict(self):
-        """The report as JSON-serializable data."""
-        return dataclasses.asdict(self)
-
     def __str__(self):
         lines = [
             f"{self.name}: {self.path} ({human_size(self.size_bytes)})",

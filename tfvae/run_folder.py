@@ -13,8 +13,8 @@ A run folder holds everything needed to evaluate, plot, resume and export a run:
     .lock              the PID of the process that holds the folder (see `lock`)
 
 Every file is written whole or not at all: to a temporary sibling, flushed
-to disk and renamed (`write_json`, `write_text`, `save_model`,
-`save_weights`; the plots in `tfvae.plot`; all through `tfvae._atomic`). `load_split` rebuilds the data
+to disk and renamed (`write_json`, `write_text`, `save_model`;
+the plots in `tfvae.plot`; all through `tfvae._atomic`). `load_split` rebuilds the data
 exactly as training used it, with the preprocessing fitted on the training
 rows only. This module imports neither TensorFlow nor Keras; the functions
 that need them take the model or figure as an argument.
@@ -115,12 +115,6 @@ def save_model(model, path):
     """`model.save(path)`, whole or not at all (a kill or a full disk leaves the previous file)."""
     with _atomic.replacing(path) as temporary:
         model.save(temporary)
-
-
-def save_weights(model, path):
-    """`model.save_weights(path)` (a `.weights.h5` path), whole or not at all."""
-    with _atomic.replacing(path) as temporary:
-        model.save_weights(temporary)
 
 
 
