@@ -41,6 +41,7 @@ def test_train_on_a_csv_file(tmp_path, monkeypatch, capsys):
     assert options["data"] == str(tmp_path / "table.csv")  # absolute: evaluate and export work from anywhere
 
 
+@pytest.mark.slow
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     result = _run("train", "--data", "nothing_here", cwd=tmp_path)
     assert result.returncode != 0
@@ -48,6 +49,7 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_command_imports_outside_gc_and_a_python_caller_does_not(tmp_path):
     # main(list) from Python leaves the collector alone; main() reads sys.argv as the command
     # does, imports with the collector off and freezes what the imports left (the bad run
@@ -74,6 +76,7 @@ def test_the_command_imports_outside_gc_and_a_python_caller_does_not(tmp_path):
     assert out["disabled before"] == [False, False]
 
 
+@pytest.mark.slow
 def test_a_ctrl_c_during_the_commands_imports_is_raised_after_them():
     # tfvae._cli.ctrl_c_held: the block goes on after the SIGINT, which is raised at its end;
     # where SIGINT is ignored it stays ignored and nothing is raised.

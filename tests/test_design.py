@@ -21,6 +21,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("tfvae", "export")
 
@@ -174,6 +176,7 @@ print(checks.class_ids("labels", [0, 1], 2), checks.float_array("x", [[1.0]], (1
 """
 
 
+@pytest.mark.slow
 def test_checks_load_without_tensorflow():
     done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

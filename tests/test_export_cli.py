@@ -201,6 +201,7 @@ def test_saved_model_command(run_dir, tmp_path, capsys):
     assert "serving_default" in captured.out and "synthetic" in captured.out
 
 
+@pytest.mark.slow
 def test_the_command_imports_outside_gc_and_a_python_caller_does_not(run_dir, tmp_path):
     # As tests/test_cli.py's test of the `tfvae` command: main(list) leaves the collector alone,
     # main() (the command) freezes what its imports left; both export, the collector on after.
@@ -224,6 +225,7 @@ def test_the_command_imports_outside_gc_and_a_python_caller_does_not(run_dir, tm
     assert (tmp_path / "a.tflite").is_file() and (tmp_path / "b.tflite").is_file()
 
 
+@pytest.mark.slow
 def test_entry_point_is_installed():
     executable = shutil.which("tfvae-export")
     if executable is None:
@@ -232,6 +234,7 @@ def test_entry_point_is_installed():
     assert done.returncode == 0 and "saved-model" in done.stdout and "tflite" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -258,6 +261,7 @@ def test_bad_input_is_one_line(run_dir, tmp_path, args, words):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_bad_data_after_loading_is_one_line(run_dir, tmp_path):
     np.save(tmp_path / "narrow.npy", np.zeros((20, 5)))
     done = _command("tflite", run_dir / "model.keras", "--out", tmp_path / "e.tflite", "--data", tmp_path / "narrow.npy")

@@ -14,6 +14,9 @@ import pytest
 
 from tfvae import run_folder
 
+#: Every test here runs the commands in processes of their own.
+pytestmark = pytest.mark.slow
+
 SMALL = ["--epochs", "2", "--hidden", "16", "--latent-dim", "2"]
 
 

@@ -129,6 +129,7 @@ print("same" if all(np.array_equal(a, b) for a, b in zip(*weights)) else "differ
 """
 
 
+@pytest.mark.slow
 def test_under_a_distribution_strategy_large_variables_keep_keras_ops():
     # Under a tf.distribute strategy every variable keeps Keras' ops, bit for bit (the fused kernel is
     # left to one device): MirroredStrategy on two logical CPUs, set before TensorFlow starts, so in a
@@ -149,6 +150,7 @@ def test_it_is_saved_and_loaded_with_the_model(tmp_path, digits):
     assert int(loaded.optimizer.iterations) == 2
 
 
+@pytest.mark.slow
 def test_a_saved_model_loads_in_a_process_that_only_imports_tfvae(tmp_path, digits):
     # As tfvae-export or a serving script loads what tfvae train saved.
     model = _trained(Adam(1e-3), digits[0][0][:64], epochs=1, batch_size=32)

@@ -24,6 +24,7 @@ def _train(tmp_path, *extra):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_import_tfvae_leaves_fd_2_and_the_tf_cpp_variables_alone(tmp_path):
     # A fresh interpreter: fd 2 must never be redirected (os.dup2 onto it) while TensorFlow loads,
     # and TF_CPP_* must be as the user left them, also after TensorFlow is in use.
@@ -54,6 +55,7 @@ def test_import_tfvae_leaves_fd_2_and_the_tf_cpp_variables_alone(tmp_path):
     assert report["before"] == report["after"] == {}
 
 
+@pytest.mark.slow
 def test_pure_python_modules_import_where_tensorflow_cannot(tmp_path):
     script = textwrap.dedent(
         """
@@ -124,6 +126,7 @@ HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_second_process_is_refused_and_a_killed_holder_blocks_nothing(tmp_path, capsys):
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "run")], stdout=subprocess.PIPE,
                               text=True)
@@ -142,6 +145,7 @@ def test_a_second_process_is_refused_and_a_killed_holder_blocks_nothing(tmp_path
         assert (tmp_path / "run" / run_folder.LOCK).read_text().strip() == str(os.getpid())
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_replaced_only_with_overwrite(tmp_path):
     assert _train(tmp_path).returncode == 0
     run = tmp_path / "run"
@@ -161,6 +165,7 @@ def test_a_finished_run_is_replaced_only_with_overwrite(tmp_path):
     assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()] == ["epoch", "0", "1"]
 
 
+@pytest.mark.slow
 def test_resume_before_the_first_backup_starts_from_the_beginning(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
