@@ -75,7 +75,7 @@ TENSOR_DOCS = {
     "x_mean": "mean of p(x|z): probabilities in [0, 1] for a Bernoulli likelihood, means for a Gaussian one, "
               "in preprocessed units",
     "score": (
-        "anomaly score in nats, deterministic: -log p(x|z_mean) - log p(z_mean) + log q(z_mean|x) with the "
+        "anomaly score in nats, deterministic: -log p(x|z_mean) + KL(q(z|x) || p(z)) with the "
         "model's prior and likelihood (tfvae.scores.anomaly_score); higher means less likely under the model; "
         "flag score > threshold"
     ),

@@ -1,12 +1,14 @@
 """The anomaly score of a VAE, defined once for every prior and likelihood.
 
-    score(x) = -log p(x | z_mean) - log p(z_mean) + log q(z_mean | x)
+    score(x) = -log p(x | z_mean) + KL(q(z|x) || p(z))
 
-with z_mean the posterior mean of x: the negative log joint density of x and
-its embedding, corrected by the posterior's density there. It is
-deterministic (no sample), needs no analytic KL (so it is defined for a
-mixture or VampPrior as for N(0, I)), and higher means less likely under the
-model. The exporters' `score` signature computes this function, and so does
+with z_mean the posterior mean of x: the negative ELBO with the posterior
+mean in the reconstruction term. The KL is analytic where the prior has one
+(N(0, I): TFP's registered KL of two diagonal Gaussians); for a prior
+without one (a mixture, the VampPrior) it is its estimate at z_mean,
+log q(z_mean|x) - log p(z_mean), so the score stays deterministic (no
+sample) for every prior. Higher means less likely under the model. The
+exporters' `score` signature computes this function, and so does
 `VAE.anomaly_score`.
 """
 
@@ -17,7 +19,7 @@ DENSITY_SCOPE = "likelihood_in_float32"
 
 
 def anomaly_score(model, x, labels=None):
-    """`-log p(x|z_mean) - log p(z_mean) + log q(z_mean|x)` per example, in nats.
+    """`-log p(x|z_mean) + KL(q(z|x) || p(z))` per example, in nats (see the module docstring).
 
     The networks run first and the density terms after them, inside the
     name scope `DENSITY_SCOPE`.
@@ -41,5 +43,7 @@ def anomaly_score(model, x, labels=None):
     x = tf.cast(x, "float32")
     with tf.name_scope(DENSITY_SCOPE):
         posterior = model.latent.distribution(z_mean, z_log_sigma)
-        log_prior = model.prior.distribution(model).log_prob(z_mean)
-        return posterior.log_prob(z_mean) - log_prior - likelihood.log_prob(x)
+        kl = model.prior.kl(posterior, model)
+        if kl is None:  # no analytic KL: its estimate at z_mean
+            kl = posterior.log_prob(z_mean) - model.prior.distribution(model).log_prob(z_mean)
+        return kl - likelihood.log_prob(x)
