@@ -57,13 +57,13 @@ def test_the_exporter_leaves_a_table_of_its_files_that_matches_them(tiny_export)
 def test_the_table_states_micro_support_from_its_kernels_input_types(tiny_export):
     _, _, folder = tiny_export
     rows = {row["file"]: row for row in describe.table(folder)["files"]}
-    # The score's density terms (TFP log_probs) hold ops outside the kernel table (BROADCAST_TO, SHAPE, ...):
-    # the table says so rather than claiming support; an op it knows on a type its kernel refuses is refused.
-    for name in ("score.tflite", "score_int8.tflite", "vae.tflite", "vae_int8.tflite"):
-        tflm = rows[name]["tflm"]
-        assert tflm["supported"] is not True and (tflm["refused"] or tflm["unchecked"])
-    for name in ("encoder.tflite", "encoder_int8.tflite", "decoder.tflite"):
-        assert rows[name]["tflm"] == {**rows[name]["tflm"], "supported": True, "refused": [], "unchecked": []}
+    # Every file's ops run on types Micro's kernels accept: the int8 files keep the score's density terms
+    # (EXP, LOG) in float32, which is what makes them Micro-compatible ...
+    for name, row in rows.items():
+        assert row["tflm"] == {**row["tflm"], "supported": True, "refused": [], "unchecked": []}, name
+    # ... an int8 EXP would be refused: TFLM's EXP kernel accepts float32 only (tflite-micro exp.cc).
+    refused = describe.tflm_support([("EXP", ["int8"])])
+    assert refused["supported"] is False and refused["refused"][0].startswith("EXP on int8")
     for row in rows.values():
         assert isinstance(row["gpu_delegate"]["compatible"], bool)
 
