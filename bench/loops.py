@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -37,7 +35,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_example_vae as reference  # noqa: E402
-import run as bench_run  # noqa: E402 - bench/run.py's data and machine description
+import cases as bench_cases  # noqa: E402 - the benchmark's data
+import render  # noqa: E402 - the results contract
+import runner  # noqa: E402 - the machine's description
 import tfvae  # noqa: E402
 
 #: The loops compared: a name, and compile()'s keyword arguments given the batches per epoch.
@@ -53,7 +53,7 @@ BASELINE = "epoch loop (tfvae default)"
 def cases(quick):
     """[(label, build(seed) -> model, x, batch_size, epochs)]: the digits MLP and the Keras example ConvNet."""
     x, _, _, _ = reference.load_digits_binarized()
-    images, _ = bench_run.digit_images()
+    images, _ = bench_cases.digit_images()
 
     def mlp(seed):
         keras.utils.set_random_seed(seed)
@@ -98,11 +98,6 @@ def measure(quick, repeats):
     return rows
 
 
-def commit():
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few epochs: checks that it runs")
@@ -118,8 +113,8 @@ def main(argv=None):
         "title": "Keras' steps_per_execution loop against tfvae's epoch loop",
         "command": command,
         "date": datetime.date.today().isoformat(),
-        "commit": commit(),
-        "machine": f"{platform.machine()} ({bench_run.cpu_model()}), {os.cpu_count()} cores",
+        "commit": render.commit(),
+        "machine": f"{platform.machine()} ({runner.cpu_model()}), {os.cpu_count()} cores",
         "versions": {"tensorflow": tf.__version__, "keras": keras.version(), "numpy": np.__version__,
                      "tfvae": tfvae.__version__},
         "sections": [{
@@ -135,11 +130,7 @@ def main(argv=None):
                       "rows": rows},
         }],
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
-        handle.write("\n")
-    print(f"wrote {args.out}")
+    render.write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+import render  # bench/render.py: the results contract
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -473,23 +475,6 @@ def summarize(runs, plan):
     return sections, checks
 
 
-def versions():
-    from importlib import metadata
-
-    found = {}
-    for package in ("tensorflow", "keras", "tensorflow-probability", "jax", "flax", "optax", "torch", "numpy"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def commit():
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return done.stdout.strip() or "unknown"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few epochs and repeats")
@@ -540,17 +525,13 @@ def main(argv=None):
         "title": "tfvae beside JAX and PyTorch",
         "command": "python bench/peers.py" + (" --quick" if args.quick else ""),
         "date": datetime.date.today().isoformat(),
-        "commit": commit(),
+        "commit": render.commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": versions(),
+        "versions": render.versions(("tensorflow", "keras", "tensorflow-probability", "jax", "flax", "optax", "torch", "numpy")),
         "sections": sections,
         "runs": runs,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
-        handle.write("\n")
-    print(f"wrote {args.out}")
+    render.write_result(result, args.out)
 
 
 if __name__ == "__main__":

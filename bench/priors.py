@@ -14,14 +14,14 @@ split is the same for all. Speeds are not measured here.
 
 import argparse
 import datetime
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+import render  # bench/render.py: the results contract
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -77,18 +77,6 @@ def summarize(runs, epochs, num_samples):
     return [{"heading": "Method", "text": method}, {"heading": "Test NLL by prior", "text": text, "table": table}]
 
 
-def versions():
-    from importlib import metadata
-
-    return {package: metadata.version(package) for package in ("tensorflow", "keras", "tensorflow-probability",
-                                                                "numpy")}
-
-
-def commit():
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return done.stdout.strip() or "unknown"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 epochs, k = 20, one seed")
@@ -116,17 +104,13 @@ def main(argv=None):
         "title": "Priors: test NLL on digits",
         "command": command,
         "date": datetime.date.today().isoformat(),
-        "commit": commit(),
+        "commit": render.commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": versions(),
+        "versions": render.versions(),
         "sections": summarize(runs, epochs, num_samples),
         "runs": runs,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
-        handle.write("\n")
-    print(f"wrote {args.out}")
+    render.write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -157,6 +157,36 @@ def write_page(name, result, root=ROOT):
     return page
 
 
+def commit():
+    """The short hash of the checkout a benchmark ran on, for its result's `commit`."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() or "unknown"
+
+
+def versions(packages=("tensorflow", "keras", "tensorflow-probability", "numpy")):
+    """`{package: version}` of the installed `packages` (those not installed are left out)."""
+    from importlib import metadata
+
+    found = {}
+    for package in packages:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def write_result(result, path):
+    """Writes a benchmark's result (the contract in the module docstring) as JSON to `path`."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(result, handle, indent=1)
+        handle.write("\n")
+    print(f"wrote {path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if any page differs")
