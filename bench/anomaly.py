@@ -49,10 +49,8 @@ Keras model's, or the export's error if it refuses to write the file.
 
 import argparse
 import datetime
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +59,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import render  # noqa: E402 - bench/render.py: the results contract
 from sklearn import datasets as sk_datasets  # noqa: E402
 from sklearn import ensemble, metrics, model_selection, neighbors, svm  # noqa: E402
 
@@ -276,19 +275,6 @@ def sections(per_group, int8):
     return result
 
 
-def versions():
-    from importlib import metadata
-
-    names = ("tensorflow", "keras", "tensorflow-probability", "scikit-learn", "ai-edge-litert", "numpy")
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, 3 digits, fewer epochs (a smoke test)")
@@ -296,7 +282,6 @@ def main(argv=None):
                                       "not written with --quick unless given)")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(HERE))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
     started = time.monotonic()
     per_group, int8 = benchmark(args.quick)
     print(f"done in {time.monotonic() - started:.0f} s", flush=True)
@@ -304,18 +289,15 @@ def main(argv=None):
         "title": "Anomaly detection: tfvae against scikit-learn's detectors",
         "command": "python bench/anomaly.py" + (" --quick" if args.quick else ""),
         "date": datetime.date.today().isoformat(),
-        "commit": commit.stdout.strip(),
+        "commit": render.commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
-        "versions": versions(),
+        "versions": render.versions(("tensorflow", "keras", "tensorflow-probability", "scikit-learn",
+                                     "ai-edge-litert", "numpy")),
         "sections": sections(per_group, int8),
     }
     out = args.out or (None if args.quick else RESULTS)
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as handle:
-            json.dump(results, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
-        print(f"wrote {out}")
+        render.write_result(results, out)
     return results
 
 
