@@ -48,7 +48,6 @@ Keras model's, or the export's error if it refuses to write the file.
 """
 
 import argparse
-import datetime
 import os
 import platform
 import sys
@@ -286,13 +285,10 @@ def main(argv=None):
     per_group, int8 = benchmark(args.quick)
     print(f"done in {time.monotonic() - started:.0f} s", flush=True)
     results = {
-        "title": "Anomaly detection: tfvae against scikit-learn's detectors",
-        "command": "python bench/anomaly.py" + (" --quick" if args.quick else ""),
-        "date": datetime.date.today().isoformat(),
-        "commit": render.commit(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
-        "versions": render.versions(("tensorflow", "keras", "tensorflow-probability", "scikit-learn",
-                                     "ai-edge-litert", "numpy")),
+        **render.header("Anomaly detection: tfvae against scikit-learn's detectors",
+                        "python bench/anomaly.py" + (" --quick" if args.quick else ""),
+                        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+                        ("tensorflow", "keras", "tensorflow-probability", "scikit-learn", "ai-edge-litert", "numpy")),
         "sections": sections(per_group, int8),
     }
     out = args.out or (None if args.quick else RESULTS)

@@ -18,7 +18,6 @@ machine: the table is only as good as the machine was idle.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import sys
@@ -110,13 +109,10 @@ def main(argv=None):
     command = "python bench/loops.py" + (" --quick" if args.quick else "") + (
         f" --repeats {args.repeats}" if args.repeats != 3 else "")
     result = {
-        "title": "Keras' steps_per_execution loop against tfvae's epoch loop",
-        "command": command,
-        "date": datetime.date.today().isoformat(),
-        "commit": render.commit(),
-        "machine": f"{platform.machine()} ({runner.cpu_model()}), {os.cpu_count()} cores",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.version(), "numpy": np.__version__,
-                     "tfvae": tfvae.__version__},
+        **render.header("Keras' steps_per_execution loop against tfvae's epoch loop", command,
+                        f"{platform.machine()} ({runner.cpu_model()}), {os.cpu_count()} cores",
+                        versions_found={"tensorflow": tf.__version__, "keras": keras.version(),
+                                        "numpy": np.__version__, "tfvae": tfvae.__version__}),
         "sections": [{
             "heading": "Whole fits, Keras' public loop against the epoch loop",
             "text": (

@@ -13,10 +13,8 @@ alike; ratios are taken within a repeat and summarized by their median and range
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -522,12 +520,9 @@ def main(argv=None):
     sections, checks = summarize(runs, plan)
     print("\n".join(checks))
     result = {
-        "title": "tfvae beside JAX and PyTorch",
-        "command": "python bench/peers.py" + (" --quick" if args.quick else ""),
-        "date": datetime.date.today().isoformat(),
-        "commit": render.commit(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": render.versions(("tensorflow", "keras", "tensorflow-probability", "jax", "flax", "optax", "torch", "numpy")),
+        **render.header("tfvae beside JAX and PyTorch", "python bench/peers.py" + (" --quick" if args.quick else ""),
+                        packages=("tensorflow", "keras", "tensorflow-probability", "jax", "flax", "optax", "torch",
+                                  "numpy")),
         "sections": sections,
         "runs": runs,
     }

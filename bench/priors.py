@@ -13,9 +13,7 @@ split is the same for all. Speeds are not measured here.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
@@ -101,12 +99,7 @@ def main(argv=None):
     if args.priors != ",".join(PRIORS):
         command += f" --priors {args.priors}"
     result = {
-        "title": "Priors: test NLL on digits",
-        "command": command,
-        "date": datetime.date.today().isoformat(),
-        "commit": render.commit(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": render.versions(),
+        **render.header("Priors: test NLL on digits", command),
         "sections": summarize(runs, epochs, num_samples),
         "runs": runs,
     }

@@ -178,6 +178,24 @@ def versions(packages=("tensorflow", "keras", "tensorflow-probability", "numpy")
     return found
 
 
+def header(title, command, machine=None, packages=None, versions_found=None):
+    """The fields every result opens with: title, command, date, commit, machine and versions.
+
+    Args:
+        title, command: the page's title and the command that reproduces it.
+        machine: a description of the machine; default its architecture and core count.
+        packages: the packages whose versions to record (default `versions()`'s).
+        versions_found: a `{package: version}` dict to record instead.
+    """
+    import datetime
+    import platform
+
+    return {"title": title, "command": command, "date": datetime.date.today().isoformat(), "commit": commit(),
+            "machine": machine or f"{platform.machine()}, {os.cpu_count()} cores",
+            "versions": versions_found if versions_found is not None
+            else versions(*(() if packages is None else (packages,)))}
+
+
 def write_result(result, path):
     """Writes a benchmark's result (the contract in the module docstring) as JSON to `path`."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
