@@ -1,0 +1,54 @@
+"""Every example in tfvae's and export's docstrings runs and prints what it says.
+
+Each example is self-contained: it imports what it uses and builds (and, where it needs one,
+trains for an epoch or two) the tiny model it talks about, so a reader can paste it.
+"""
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import export
+import tfvae
+
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def _modules():
+    names = []
+    for package in (tfvae, export):
+        names.append(package.__name__)
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.endswith("__main__"):  # importing it runs the CLI
+                names.append(info.name)
+    return sorted(names)
+
+
+def _examples(module_name):
+    module = importlib.import_module(module_name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    return [test for test in finder.find(module, module_name) if test.examples
+            and getattr(test, "lineno", None) is not None and _defined_here(test, module)]
+
+
+def _defined_here(test, module):
+    # DocTestFinder follows names a module imports from elsewhere only when they report this module.
+    return test.filename == getattr(module, "__file__", None)
+
+
+MODULES = [name for name in _modules() if _examples(name)]
+
+
+def test_the_packages_have_examples_to_run():
+    assert len(MODULES) >= 20, MODULES
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples_run(module_name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    for test in _examples(module_name):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {module_name} failed (output above)"
