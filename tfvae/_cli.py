@@ -13,7 +13,8 @@ A library import changes nothing global; a command may. Both CLIs:
 In a process of its own (`main()` without an argument list), each command
 also imports outside the garbage collector and freezes what its imports leave
 (`start_up_outside_gc`), and holds a Ctrl-C until its imports are done
-(`ctrl_c_held`): both through `command_start_up`.
+(`ctrl_c_held`) and keeps the programs XLA compiles for the next run
+(`tfvae.xla_cache`): all through `command_start_up`.
 
     def main(argv=None):
         try:
@@ -30,6 +31,8 @@ import os
 import signal
 import sys
 import threading
+
+from tfvae import xla_cache
 
 #: Exit statuses of the CLIs.
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
@@ -95,6 +98,7 @@ def command_start_up(own_process):
     if not own_process:
         yield
         return
+    xla_cache.enable()  # the command's process is its own: XLA programs are kept across runs
     with ctrl_c_held(), start_up_outside_gc():
         yield
 
