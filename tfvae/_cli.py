@@ -67,8 +67,9 @@ def quiet_tensorflow():
 
     Example:
 
+    >>> from tfvae._cli import quiet_tensorflow
     >>> with quiet_tensorflow():
-    ...     pass  # TensorFlow is loaded now, quietly
+    ...     import tensorflow   # loaded and started without its start-up lines
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_output_hidden((2,)):
@@ -92,7 +93,9 @@ def command_start_up(own_process):
 
     Example:
 
-    >>> with command_start_up(argv is None), quiet_tensorflow():
+    >>> from tfvae._cli import command_start_up, quiet_tensorflow
+    >>> argv = ["evaluate", "runs/digits"]   # main(argv) called from Python: not the command's own process
+    >>> with command_start_up(own_process=argv is None), quiet_tensorflow():
     ...     from tfvae import run
     """
     if not own_process:
@@ -122,8 +125,12 @@ def start_up_outside_gc():
 
     Example:
 
+    >>> import gc
+    >>> from tfvae._cli import start_up_outside_gc
     >>> with start_up_outside_gc():
-    ...     import tensorflow   # in a command, before its work
+    ...     import tensorflow   # in a command's own process, before its work
+    >>> gc.isenabled(), gc.get_freeze_count() > 0   # on again; the start-up's objects left out of collections
+    (True, True)
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -153,6 +160,7 @@ def ctrl_c_held():
 
     Example:
 
+    >>> from tfvae._cli import ctrl_c_held
     >>> with ctrl_c_held():
     ...     import tensorflow   # a Ctrl-C here is raised after the import
     """
@@ -179,8 +187,10 @@ def native_output_hidden(descriptors=(1, 2)):
 
     Example:
 
+    >>> import os
+    >>> from tfvae._cli import native_output_hidden
     >>> with native_output_hidden():
-    ...     converter.convert()   # its "fully_quantize: ..." lines are not shown
+    ...     written = os.write(2, b"fully_quantize: 0")   # as the converter's native code writes: not shown
     """
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -210,6 +220,7 @@ def one_line(error):
 
     Example:
 
+    >>> from tfvae._cli import one_line
     >>> one_line(OSError(28, "No space left on device", "runs/x/model.keras"))
     "'runs/x/model.keras': No space left on device (errno 28)"
     """
