@@ -56,10 +56,13 @@ def test_the_packages_have_examples_to_run():
 
 @pytest.mark.parametrize("module_name", MODULES)
 def test_docstring_examples_run(module_name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # examples that write files write them here
     runner = doctest.DocTestRunner(optionflags=FLAGS)
-    for test in _examples(module_name):
-        test.globs = {"__name__": "__main__"}  # what a reader's fresh session holds: the example imports the rest
+    for index, test in enumerate(_examples(module_name)):
+        # What a reader's fresh session holds: an empty folder, and no name but those the example imports.
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        test.globs = {"__name__": "__main__"}
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {module_name} failed (output above)"

@@ -61,8 +61,11 @@ def read_options(run_dir):
 
     Example:
 
-    >>> read_options("runs/digits")["seed"]
-    0
+    >>> from tfvae import run, run_folder
+    >>> result = run.train("digits", out="runs/digits", hidden=(16,), latent_dim=2, epochs=1, verbose=0)
+    >>> options = run_folder.read_options("runs/digits")   # `tfvae train --epochs 1 ...` wrote it
+    >>> options["data"], options["epochs"], options["seed"]
+    ('digits', 1, 0)
     """
     path = os.path.join(os.fspath(run_dir), RUN_JSON)
     expected = "a run folder written by `tfvae train` (with a readable run.json)"
@@ -211,7 +214,11 @@ def load_split(run_dir):
 
     Example:
 
-    >>> (x_train, _), (x_test, y_test), preprocessing = load_split("runs/digits")
+    >>> from tfvae import run, run_folder
+    >>> result = run.train("digits", out="runs/digits", hidden=(16,), latent_dim=2, epochs=1, verbose=0)
+    >>> (x_train, _), (x_test, y_test), preprocessing = run_folder.load_split("runs/digits")
+    >>> x_train.shape, x_test.shape, preprocessing
+    ((1437, 64), (360, 64), {'dataset': 'digits', 'offset': 0.0, 'divisor': 16.0, 'binarize_threshold': 0.5})
     """
     options = read_options(run_dir)
     data = options["data"]
@@ -251,8 +258,12 @@ def lock(run_dir):
 
     Example:
 
-    >>> with lock("runs/digits"):
-    ...     pass  # train, write files
+    >>> from tfvae import run_folder
+    >>> with run_folder.lock("runs/digits"):   # train, write files; meanwhile another holder is refused:
+    ...     with run_folder.lock("runs/digits"):
+    ...         pass
+    Traceback (most recent call last):
+    tfvae.run_folder.RunFolderBusy: 'runs/digits' is in use by process ... (it holds runs/digits/.lock); ...
     """
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK)
