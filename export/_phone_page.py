@@ -8,7 +8,8 @@ docs/phone_files.json docs/phone.md` writes it.
 
 import json
 
-from export import _files_md, metadata
+from export import metadata
+from export._files_md import dims_text, gpu_text, number_text, overview_table, probe_table, shape_text, tflm_text
 
 #: Where TensorFlow Lite Micro's kernels are, whose accepted input types `export.describe.TFLM_KERNELS` records.
 TFLM_SOURCE = "https://github.com/tensorflow/tflite-micro/tree/main/tensorflow/lite/micro/kernels/"
@@ -39,7 +40,7 @@ def phone_doc(result):
         "## Which file",
         "",
     ]
-    lines += _files_md.overview_table(result["files"])
+    lines += overview_table(result["files"])
     lines += [
         "",
         "A runtime with signature support (LiteRT / TensorFlow Lite's signature runner, Java "
@@ -63,15 +64,16 @@ def phone_doc(result):
         for side in ("inputs", "outputs"):
             for tensor in row[side]:
                 lines.append(f"| `{row['file']}` | {side[:-1]} | {tensor['position']} | `{tensor['name']}` | "
-                             f"{tensor['dtype']} | {_files_md.shape_text(tensor['shape'])} | {_files_md.dims_text(tensor['resizable_dims'])} |")
+                             f"{tensor['dtype']} | {shape_text(tensor['shape'])} | "
+                             f"{dims_text(tensor['resizable_dims'])} |")
     if example:
         raw = example["raw_input"]
         lines += ["", "## The raw input", "",
-                  f"`x` is float32 of shape {_files_md.shape_text(raw['shape'])}, {raw['layout']}: for an 8x8 digit, "
+                  f"`x` is float32 of shape {shape_text(raw['shape'])}, {raw['layout']}: for an 8x8 digit, "
                   "`x[0, 8 * row + column]` is the pixel at that row and column. Send the values as the "
-                  f"scanner gives them, {_files_md.number_text(raw['range'][0])} to {_files_md.number_text(raw['range'][1])}: the graph "
+                  f"scanner gives them, {number_text(raw['range'][0])} to {number_text(raw['range'][1])}: the graph "
                   "scales them itself"
-                  + (f" and binarizes them (a raw value above {_files_md.number_text(raw['binarized_above_raw'])} is ink, "
+                  + (f" and binarizes them (a raw value above {number_text(raw['binarized_above_raw'])} is ink, "
                      "anything else background)" if raw["binarized_above_raw"] is not None else "") + ". "
                   "The same numbers are in the metadata, `model.preprocessing` (see below)."]
     lines += ["", "## A batch of more than one row", "",
@@ -106,9 +108,9 @@ def phone_doc(result):
               "(one row each):"]
     for name in ("score.tflite", "score_int8.tflite"):
         if name in rows and rows[name]["probes"]:
-            lines += ["", f"`{name}`:", ""] + _files_md.probe_table(rows[name])
+            lines += ["", f"`{name}`:", ""] + probe_table(rows[name])
     if example and example["raw_input"]["binarized_above_raw"] is not None:
-        cut = _files_md.number_text(example["raw_input"]["binarized_above_raw"])
+        cut = number_text(example["raw_input"]["binarized_above_raw"])
         lines += ["", f"Since the graph binarizes at a raw {cut}, digits pre-scaled to 0..1 are all background "
                   f"(a blank image, whatever the digit), and pixels in 0..255 are ink wherever they exceed {cut} "
                   "in the encoder, while the score files flag every row with a pixel above the raw maximum: "
@@ -134,10 +136,10 @@ def phone_doc(result):
               "Per file, from its ops and tensor types:", "",
               "| file | min_runtime_version | TensorFlow Lite Micro | GPU delegate |", "|---|---|---|---|"]
     for row in result["files"]:
-        micro = _files_md.tflm_text(row["tflm"])
+        micro = tflm_text(row["tflm"])
         if row["signature_runner_required"]:
             micro += f" Micro runs subgraph 0 (`{(row['subgraph_0'] or {}).get('signature')}`) only."
-        lines.append(f"| `{row['file']}` | {row['min_runtime_version']} | {micro} | {_files_md.gpu_text(row['gpu_delegate'])} |")
+        lines.append(f"| `{row['file']}` | {row['min_runtime_version']} | {micro} | {gpu_text(row['gpu_delegate'])} |")
     lines += ["",
               "`min_runtime_version` is what the converter stored in the file (the metadata entry of that name): "
               "the oldest TensorFlow Lite runtime whose kernels have every op version the file uses. "

@@ -110,7 +110,9 @@ def check(rows, what, parity_data, quantize="int8"):
     >>> acceptance.check(report.compare("encode", keras_outputs, int8_outputs, sigma_units=True),
     ...                  "encoder int8 file", "100 rows")
     Traceback (most recent call last):
-    export.acceptance.NotAccepted: The encoder int8 file does not meet the acceptance rule for quantized files on 100 rows: encode.z_mean off by 0.3 posterior sigma at the 99th percentile (the rule: at most 0.1). Nothing was written. ...
+    export.acceptance.NotAccepted: The encoder int8 file does not meet the acceptance rule for quantized files
+    on 100 rows: encode.z_mean off by 0.3 posterior sigma at the 99th percentile (the rule: at most 0.1).
+    Nothing was written. Use quantize='float16' ...
     """
     failed = failures(rows)
     if not failed:

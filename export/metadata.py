@@ -326,7 +326,8 @@ def read(path):
     >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli", preprocessing=binarize)   # then model.fit
     >>> report = export.tflite(model, "vae.tflite", part="vae", normal_data=x_test)
     >>> export.metadata.read("vae.tflite")["score_thresholds"]   # set on the file's own scores
-    {'by_false_positive_rate': {'0.01': ..., '0.05': ...}, 'realized_false_positive_rate': {...}, 'computed_on': '360 rows of normal_data', 'rule': 'flag an input as anomalous when score > threshold'}
+    {'by_false_positive_rate': {'0.01': ..., '0.05': ...}, 'realized_false_positive_rate': {...},
+     'computed_on': '360 rows of normal_data', 'rule': 'flag an input as anomalous when score > threshold'}
     """
     path = pathlib.Path(os.fspath(path))
     if path.is_dir():
