@@ -37,6 +37,7 @@ def default_directory():
     Example:
 
     >>> import os
+    >>> from tfvae.xla_cache import default_directory
     >>> os.environ["TFVAE_XLA_CACHE"] = "xla-programs"
     >>> default_directory()
     'xla-programs'
@@ -65,6 +66,7 @@ def enable(directory=None, environ=None):
 
     Example:
 
+    >>> from tfvae.xla_cache import enable
     >>> env = {"TF_XLA_FLAGS": "--tf_xla_auto_jit=0"}
     >>> enable("xla-programs", env)
     'xla-programs'
