@@ -131,6 +131,7 @@ def start_up_outside_gc():
     ...     import tensorflow   # in a command's own process, before its work
     >>> gc.isenabled(), gc.get_freeze_count() > 0   # on again; the start-up's objects left out of collections
     (True, True)
+    >>> gc.unfreeze()   # here, in a session of yours: give them back to the collector
     """
     enabled = gc.isenabled()
     gc.disable()
