@@ -63,7 +63,7 @@ def read_options(run_dir):
 
     >>> from tfvae import run, run_folder
     >>> result = run.train("digits", out="runs/digits", hidden=(16,), latent_dim=2, epochs=1, verbose=0)
-    >>> options = run_folder.read_options("runs/digits")   # `tfvae train --epochs 1 ...` wrote it
+    >>> options = run_folder.read_options("runs/digits")   # as `tfvae train --epochs 1 ...` writes it
     >>> options["data"], options["epochs"], options["seed"]
     ('digits', 1, 0)
     """
