@@ -120,6 +120,7 @@ def test_thresholds_flag_random_binary_images(run_dir):
         path = run_dir / "export" / name
         thresholds = metadata.read(path)["score_thresholds"]
         assert "360 rows of the digits test split" == thresholds["computed_on"]
+        assert set(thresholds["by_false_positive_rate"]) == {"0.01", "0.05"}, name  # the loop below checks both
         score = _runner(path, "score")(x=noise)["score"]
         for rate, threshold in thresholds["by_false_positive_rate"].items():
             assert np.mean(score > threshold) >= 0.99, (name, rate)
@@ -129,7 +130,9 @@ def test_thresholds_have_their_false_positive_rate_on_the_test_split(run_dir, sp
     _, raw, _ = split
     path = run_dir / "export" / "vae_int8.tflite"
     score = _runner(path, "score")(x=raw)["score"]
-    for rate, threshold in metadata.read(path)["score_thresholds"]["by_false_positive_rate"].items():
+    by_rate = metadata.read(path)["score_thresholds"]["by_false_positive_rate"]
+    assert set(by_rate) == {"0.01", "0.05"}
+    for rate, threshold in by_rate.items():
         assert np.mean(score > threshold) == pytest.approx(float(rate), abs=1 / len(raw) + 1e-9)
 
 
