@@ -36,6 +36,7 @@ def test_epoch_loop_equals_keras_per_step_training(digits):
     assert int(model.optimizer.iterations) == int(reference.optimizer.iterations) == 2 * 13
 
 
+@pytest.mark.slow  # XLA twice over the digits; the default (plain) loop: test_epoch_loop_equals_keras_per_step_training
 def test_xla_epoch_trains_like_the_graph_epoch(digits):
     # XLA compiles the same train_step but draws its noise with its own
     # implementation of the stateless Philox generator: the same seeds give
@@ -53,6 +54,7 @@ def test_xla_epoch_trains_like_the_graph_epoch(digits):
     assert abs(xla_elbo - graph_elbo) < 0.5, (xla_elbo, graph_elbo)
 
 
+@pytest.mark.slow  # two XLA compiles; auto's XLA training runs unmarked in test_auto_keeps_convolutional_models_off_xla
 def test_xla_training_is_reproducible_from_a_seed(digits):
     (x_train, _), _ = digits
     first, _ = _trained(x_train[:200], True)
@@ -61,7 +63,7 @@ def test_xla_training_is_reproducible_from_a_seed(digits):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-@pytest.mark.parametrize("jit_compile, calls", [(False, 1), (True, 2)])
+@pytest.mark.parametrize("jit_compile, calls", [(False, 1), pytest.param(True, 2, marks=pytest.mark.slow)])
 def test_the_epoch_graph_holds_the_step_once_without_xla(digits, jit_compile, calls):
     # Without XLA the in-graph loop takes the partial last batch too: TensorFlow optimizes one
     # copy of the step before the first run. Under XLA the partial batch is a second call.
@@ -97,8 +99,8 @@ def _conv_vae():
 
 
 def _xla_built(model):
-    """Whether an XLA epoch function was built (keys: kind, batch, shuffle, present, n, uses_xla, signature)."""
-    return any(isinstance(key, tuple) and len(key) == 7 and key[5] for key in model.fast_fit.functions)
+    """Whether the model's last fit built an XLA epoch function (it then holds the XLA-or-plain choice)."""
+    return model.fast_fit.epoch_choice is not None
 
 
 def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
@@ -106,6 +108,7 @@ def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     # determinism off, for a fit of at least AUTO_XLA_MIN_STEPS steps (lowered here). Checked through fit.
     (x_train, _), _ = digits
     monkeypatch.setattr(xla_choice, "AUTO_XLA_MIN_STEPS", 30)
+    monkeypatch.setattr(time, "perf_counter", lambda: pytest.fail("timed an epoch"))  # the rule times nothing
     images = x_train.reshape(-1, 8, 8, 1)
     conv = _conv_vae()
     conv.compile(optimizer="adam")
@@ -127,6 +130,7 @@ def test_auto_keeps_convolutional_models_off_xla(digits, monkeypatch):
     assert conv.fit_path == "epoch loop + XLA"
 
 
+@pytest.mark.slow  # two XLA compiles; test_auto_keeps_convolutional_models_off_xla checks that nothing is timed
 def test_the_choice_depends_on_the_fit_not_on_the_machine(digits, monkeypatch):
     # The same model, data and arguments take the same path, however slow the machine is: the
     # epoch functions are never timed.
@@ -172,26 +176,27 @@ def _fit_sequences(model_class, body, monkeypatch, **compile_kwargs):
     model.compile(**compile_kwargs)
     history = model.fit(x, epochs=4, batch_size=16, verbose=0)
     assert int(model.optimizer.iterations) == 4 * 3 and np.all(np.isfinite(history.history["loss"]))
-    (step,) = (function for key, function in model.fast_fit.functions.items() if key[:2] == ("step", "train"))
-    return model, step
+    return model, model.fast_fit._traced_step("train", (tf.constant(x), None, None))  # the step fit traced
 
 
-@pytest.mark.parametrize("body, path", [
-    (lambda: keras.layers.GRU(3), "epoch loop"),  # a loop: kept off XLA by the rule
-    (lambda: _dense_then(_Branch()), "epoch loop + XLA"),  # a branch: its gradient traced for XLA
-    (lambda: _dense_then(_NumpyIdentity()), "epoch loop"),  # XLA cannot compile it: goes on without
-    (lambda: _dense_then(_UnboundedLoop()), "epoch loop"),  # a loop
+@pytest.mark.parametrize("body, path, xla", [
+    (lambda: keras.layers.GRU(3), "epoch loop", None),  # a loop: kept off XLA by the rule, never compiled
+    (lambda: _dense_then(_Branch()), "epoch loop + XLA", "ran"),  # a branch: its gradient traced for XLA
+    (lambda: _dense_then(_NumpyIdentity()), "epoch loop", "failed"),  # XLA cannot compile it: goes on without
+    (lambda: _dense_then(_UnboundedLoop()), "epoch loop", None),  # a loop
 ], ids=["gru", "cond", "numpy_function", "while_loop"])
-def test_auto_uses_xla_on_branches_and_keeps_off_loops_and_what_xla_cannot_compile(body, path, monkeypatch):
+def test_auto_uses_xla_on_branches_and_keeps_off_loops_and_what_xla_cannot_compile(body, path, xla, monkeypatch):
     model, step = _fit_sequences(tfvae.VAE, body(), monkeypatch)
     assert step.traced_for_xla and model.fit_path == path
     choice = model.fast_fit.epoch_choice
-    if path.endswith("XLA") or choice is not None:  # XLA was compiled: it ran, or it failed and the fit went on
-        assert choice.calls == 4 and (choice.xla_error is None) == (path == "epoch loop + XLA")
-    if "numpy" in str(step.get_concrete_function().graph.as_graph_def()):
-        assert isinstance(choice.xla_error, tf.errors.OpError)
+    if xla is None:  # the rule chose the plain loop: no XLA function was built
+        assert choice is None
+    else:  # XLA was compiled: it ran every epoch, or it failed in the first and the fit went on without
+        assert choice.calls == 4 and choice.uses_xla == (xla == "ran")
+        assert choice.xla_error is None if xla == "ran" else isinstance(choice.xla_error, tf.errors.OpError)
 
 
+@pytest.mark.slow  # a recurrent layer compiled by XLA; auto keeps it off XLA (the gru case above, unmarked)
 def test_a_loop_forced_onto_xla_trains(monkeypatch):
     # jit_compile=True overrides the rule for a recurrent layer too (its gradient traced for XLA).
     model, step = _fit_sequences(tfvae.VAE, keras.layers.GRU(3), monkeypatch, jit_compile=True)
@@ -211,7 +216,7 @@ def test_a_step_that_cannot_be_traced_for_xla_is_traced_without_it_and_kept_off_
 
     model, step = _fit_sequences(RefusedOnce, _dense_then(keras.layers.Activation("tanh")), monkeypatch)
     assert RefusedOnce.traces == 2 and not step.traced_for_xla
-    assert model.fast_fit.epoch_choice is None and not _xla_built(model)
+    assert not _xla_built(model)
     assert model.fit_path == "epoch loop"
 
 

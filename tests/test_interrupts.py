@@ -1,10 +1,11 @@
 """Ctrl-C and kills at many moments of a default `tfvae train` run lose nothing.
 
-One default-sized run (digits, 150 epochs, a backup every 50 batches) is
-interrupted again and again and resumed each time with `--resume`:
+One run of the default model (digits, a backup every 50 batches: at the end of
+every third epoch of 23 batches) is interrupted again and again and resumed
+each time with `--resume`:
 
 - 20 SIGINTs in one process that calls `tfvae.cli.main` once per segment, at
-  moments spread over the 150 epochs: during an epoch, while a backup's
+  moments spread over the run: during an epoch, while a backup's
   weights or metadata are being written, while history.csv is being
   written, after the last epoch while model.keras is written; once (the
   usual Ctrl-C: stop at the epoch end with a backup) or twice (stop at once);
@@ -15,7 +16,7 @@ interrupted again and again and resumed each time with `--resume`:
 
 After every segment history.csv holds each finished epoch exactly once
 (0, 1, ..., n-1) and the backup is whole; the last `--resume` finishes with
-epochs 0..149 each exactly once and a model.keras that loads.
+epochs 0..EPOCHS-1 each exactly once and a model.keras that loads.
 
 The signals are sent by the process to itself from inside the callbacks and
 writers it runs (os.kill: a real signal, delivered by the kernel), so that
@@ -38,8 +39,12 @@ import tfvae
 from tfvae import run_folder
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt
 
-EPOCHS = 150  # the default run
-ARGS = ["train", "--out", "run", "--resume"]
+#: A segment that resumes past its moment reaches it within a backup's 3 epochs and stops within 1 more:
+#: 24 moments 5 epochs apart (and room for the last) never fall behind the run they interrupt.
+EPOCHS = 110
+ARGS = ["train", "--out", "run", "--epochs", str(EPOCHS), "--resume"]
+#: Ctrl-C from outside needs only 3 moments during training and the epochs to finish after them.
+OUTSIDE_ARGS = ["train", "--out", "run", "--epochs", "50", "--resume"]
 
 # Runs `tfvae train ... --resume` once per planned moment, in this one process, each time
 # sending the planned signal(s) to itself at that moment; prints one JSON line per segment.
@@ -142,15 +147,15 @@ def _drive(tmp_path, plan, timeout=1800):
 def test_ctrl_c_and_kills_at_many_moments_of_a_default_run_lose_no_epoch(tmp_path):
     (tmp_path / "driver.py").write_text(DRIVER)
     run = tmp_path / "run"
-    # 20 Ctrl-C moments spread over the 150 epochs (the epoch each is sent in, or from).
+    # 20 Ctrl-C moments spread over the run (the epoch each is sent in, or from).
     kinds = [("epoch", "SIGINT", 1), ("backup", "SIGINT", 1), ("history", "SIGINT", 1), ("backup", "SIGINT", 2),
              ("epoch", "SIGINT", 2), ("metadata", "SIGINT", 2), ("history", "SIGINT", 2)]
-    at = [1, 8, 15, 22, 29, 36, 43, 50, 57, 64, 71, 78, 93, 100, 107, 114, 121, 128, 135]
+    at = [1, 6, 11, 16, 21, 26, 31, 36, 41, 46, 51, 56, 70, 75, 80, 85, 90, 95, 100]
     sigints = [[where, epoch, name, count] for epoch, (where, name, count) in zip(at, kinds * 3)]
     sigints.append(["final", EPOCHS, "SIGINT", 1])  # after the last epoch, while model.keras is written
     # The first 12 Ctrl-Cs, then SIGKILLs (each kills its process), then the other 8 Ctrl-Cs.
-    kills = [["epoch", 81, "SIGKILL", 1], ["backup", 84, "SIGKILL", 1], ["metadata", 87, "SIGKILL", 1],
-             ["history", 90, "SIGKILL", 1]]
+    kills = [["epoch", 59, "SIGKILL", 1], ["backup", 61, "SIGKILL", 1], ["metadata", 63, "SIGKILL", 1],
+             ["history", 65, "SIGKILL", 1]]
     segments = [sigints[:12], *([kill] for kill in kills), sigints[12:]]
     interrupted, previous = 0, None
     for plan in segments:
@@ -184,12 +189,13 @@ def test_ctrl_c_and_kills_at_many_moments_of_a_default_run_lose_no_epoch(tmp_pat
 
 @pytest.mark.slow
 def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
-    # As a user presses Ctrl-C: during start-up, then once history.csv holds 3, 50 and 110 epochs.
+    # As a user presses Ctrl-C: during start-up, then once history.csv holds 3, 17 and 37 epochs.
     run = tmp_path / "run"
     delays = []
-    for rows in (0, 3, 50, 110):
-        process = subprocess.Popen([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_from_a_terminal)
+    for rows in (0, 3, 17, 37):
+        process = subprocess.Popen([sys.executable, "-m", "tfvae", *OUTSIDE_ARGS], cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=_sigint_as_from_a_terminal)
         deadline = time.monotonic() + 1200  # a guard against hanging forever, not a measurement
         while (len(_history_epochs(run)) < rows or not rows and time.monotonic() < deadline - 1199) \
                 and process.poll() is None and time.monotonic() < deadline:
@@ -200,17 +206,17 @@ def test_ctrl_c_from_outside_stops_soon_at_a_safe_point_and_resumes(tmp_path):
         exited_after = time.monotonic() - sent
         assert process.returncode == 130, err[-2000:]
         assert len([line for line in err.splitlines() if line.startswith("tfvae")]) == 1, err
-        assert "tfvae train: interrupted" in err and "continue with: tfvae train --out run --resume" in err
+        assert "tfvae train: interrupted" in err and f"continue with: tfvae {' '.join(OUTSIDE_ARGS)}" in err
         if "stopped at the end of epoch" in err:
             delays.append(round(exited_after, 2))
         _check_consistent(run)
     # Printed, not asserted (speed is measured, never a test's condition): SIGINT to exit, shutdown included.
-    print(f"seconds from SIGINT to the exit of tfvae train, at 3, 50 and 110 epochs: {delays}")
+    print(f"seconds from SIGINT to the exit of tfvae train, at 3, 17 and 37 epochs: {delays}")
     assert len(delays) == 3  # the three Ctrl-Cs during training stopped at an epoch end with a backup
-    finished = subprocess.run([sys.executable, "-m", "tfvae", *ARGS], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=1800, preexec_fn=_sigint_as_from_a_terminal)
+    finished = subprocess.run([sys.executable, "-m", "tfvae", *OUTSIDE_ARGS], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=1800, preexec_fn=_sigint_as_from_a_terminal)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert _history_epochs(run) == list(range(EPOCHS))
+    assert _history_epochs(run) == list(range(50))
     tfvae.load_model(run / run_folder.MODEL)
 
 

@@ -126,9 +126,10 @@ def test_tfvae_train_saves_the_last_good_weights_and_says_so(tmp_path, capsys):
                        "--out", str(tmp_path / "run")])
     captured = capsys.readouterr()
     assert status == 1
+    assert "test ELBO" not in captured.out  # no line that reads like a result
     assert len(captured.err.splitlines()) == 1, captured.err
     assert "Training stopped at epoch 1, batch " in captured.err and "the loss is not finite" in captured.err
-    assert "model.keras" in captured.err
+    assert "model.keras" in captured.err and "test ELBO" in captured.err and "with those weights" in captured.err
     saved = tfvae.load_model(tmp_path / "run" / "model.keras")
     assert _finite(saved)
     assert np.isfinite(saved.encode(tfvae.datasets.load("digits")[1][0][:5])[0]).all()
