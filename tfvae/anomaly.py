@@ -39,7 +39,7 @@ def anomaly_score(model, x, labels=None, importance_samples=None, batch_size=102
     """`tfvae.scores.anomaly_score` as numpy, in batches, or -log p(x) with `importance_samples` (see `VAE.anomaly_score`)."""
     if importance_samples is not None:
         importance_samples = _checks.positive_int("importance_samples", importance_samples)
-        return -np.asarray(model.log_likelihood(x, num_samples=importance_samples, labels=labels,
+        return -np.asarray(model.log_likelihood(x, importance_samples=importance_samples, labels=labels,
                                                 seed=IMPORTANCE_SEED), np.float32)
     batch_size = _checks.positive_int("batch_size", batch_size)
     x = _checks.float_array("x", x, tuple(model.event_shape))

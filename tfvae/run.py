@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _atomic, _checks, datasets, distribute, image_folders, objectives, plot, resumable, run_folder
+from tfvae import _atomic, _checks, _renamed, datasets, distribute, image_folders, objectives, plot, resumable, run_folder
 from tfvae.builders import conv_vae, mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
@@ -28,7 +28,7 @@ DEFAULTS = dict(
     hidden=(128, 128),
     likelihood=None,
     beta=1.0,
-    num_samples=1,
+    iwae_samples=1,
     prior="standard_normal",
     objective=None,
     conditional=False,
@@ -46,8 +46,9 @@ DEFAULTS = dict(
 BODIES = ("auto", "conv", "mlp")
 
 
+@_renamed.keywords(num_samples="iwae_samples")
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
-          batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), num_samples=1, conditional=False,
+          batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), iwae_samples=1, conditional=False,
           strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY,
           overwrite=False, body="auto", filters=(32, 64), validation_split=0.0, early_stopping=None,
           memory_budget="2GB", prior="standard_normal", objective=None):
@@ -72,7 +73,8 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         memory_budget: bytes (or a size such as `"2GB"`) that a folder's
             decoded images may take: within it they are loaded whole onto
             the fast in-memory path, beyond it streamed from disk.
-        num_samples: k > 1 trains on the k-sample IWAE bound.
+        iwae_samples: k > 1 trains on the k-sample IWAE bound (`num_samples`
+            is its deprecated old name).
         conditional: train a conditional VAE on the dataset's class labels
             (`num_classes` = largest label + 1); named datasets only.
         likelihood: a name of `tfvae.likelihoods.LIKELIHOODS`: `"bernoulli"`
@@ -80,8 +82,8 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             for folders of images), `"gaussian"` (default for files),
             `"gaussian_per_pixel"`, or `"poisson"` (raw counts, unscaled).
         prior: a name of `tfvae.priors.PRIORS`.
-        objective: None (the ELBO, IWAE for num_samples > 1) or a name of
-            `tfvae.objectives.OBJECTIVES`, built with `beta`, `num_samples`
+        objective: None (the ELBO, IWAE for iwae_samples > 1) or a name of
+            `tfvae.objectives.OBJECTIVES`, built with `beta`, `iwae_samples`
             and the training set's size where it takes them.
         epochs, batch_size, learning_rate: training options (Adam: `tfvae.optimizers.Adam`,
             Keras' Adam with a smaller step graph).
@@ -154,7 +156,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     out = out or os.path.join("runs", os.path.splitext(os.path.basename(os.path.normpath(os.fspath(data))))[0])
     options = dict(data=os.fspath(data) if data in datasets.NAMES else os.path.abspath(data),
                    latent_dim=latent_dim, hidden=list(hidden), likelihood=likelihood,
-                   beta=beta, num_samples=num_samples, conditional=bool(conditional), epochs=epochs,
+                   beta=beta, iwae_samples=iwae_samples, conditional=bool(conditional), epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, seed=seed, body=body,
                    filters=list(filters), validation_split=validation_split, early_stopping=early_stopping,
                    memory_budget=memory_budget)
@@ -168,9 +170,9 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     # Written only when not the defaults: a default run's run.json keeps the previous release's keys.
     options.update({name: value for name, value in (("prior", prior), ("objective", objective))
                     if value != DEFAULTS[name]})
-    shortcuts = dict(beta=beta, num_samples=num_samples)
-    if objective is not None:
-        objective = objectives.get(objective, dataset_size=len(x_train), **shortcuts)
+    shortcuts = dict(beta=beta, iwae_samples=iwae_samples)
+    if objective is not None:  # an IWAE objective calls its k `num_samples`
+        objective = objectives.get(objective, dataset_size=len(x_train), beta=beta, num_samples=iwae_samples)
         shortcuts = {}
     out = distribute.worker_dir(out, strategy)
     keras.utils.set_random_seed(seed)
@@ -339,7 +341,8 @@ def write_plots(model, history, x_test, y_test, out):
     plot.latent_map(model, x_test, labels=labels, color_by=y_test, path=latent_png)
 
 
-def evaluate_run(run_dir, num_samples=1000, seed=0):
+@_renamed.keywords(num_samples="importance_samples")
+def evaluate_run(run_dir, importance_samples=1000, seed=0):
     """Evaluates the model of a `tfvae train` run folder on its test split.
 
     Reads `RUN_DIR/model.keras`, rebuilds the run's test split with
@@ -348,7 +351,8 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
 
     Args:
         run_dir: a folder written by `tfvae train` (or `tfvae.run.train`).
-        num_samples: positive int k of the NLL estimate.
+        importance_samples: positive int k of the NLL estimate (`num_samples`
+            is its deprecated old name).
         seed: int seed of the estimate's samples.
 
     Returns:
@@ -372,7 +376,8 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
     _, (x_test, y_test), _ = run_folder.load_split(run_dir)
     model = load_model(model_path)
     x_test = _as_trained(model, x_test, run_dir)
-    results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
+    results = evaluate(model, x_test, labels=y_test if model.num_classes else None,
+                       importance_samples=importance_samples,
                        seed=seed)
     results["run_dir"] = run_dir
     run_folder.write_json(os.path.join(run_dir, run_folder.EVALUATION), results)
