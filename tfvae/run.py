@@ -257,8 +257,8 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     return {"model": model, "history": history, "metrics": metrics, "out": out, "stopped": stop.message}
 
 
-#: The most values (draws x examples x features) the test ELBO decodes at once (64 MB of float32):
-#: with 64x64x3 images and batches of 64, one chunk of 100 draws took 315 MB a tensor.
+#: The most values (draws x examples x features) the test ELBO decodes at once (64 MB of float32): large
+#: images times 100 draws would otherwise take hundreds of MB a tensor.
 ELBO_VALUES = 2**24
 #: How many streamed test images the plots show (the latent map encodes them all); bounded, so that the
 #: memory a streamed run takes does not grow with the folder.
