@@ -123,8 +123,9 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
 
     Example:
 
-    >>> result = train("digits", out="runs/digits", epochs=150)
-    >>> result["metrics"]["elbo"]
+    >>> result = train("digits", out="runs/tiny", epochs=1, hidden=(8,), latent_dim=2, verbose=0)
+    >>> sorted(result["metrics"]), result["stopped"]
+    (['elbo', 'kl', 'loss', 'reconstruction'], None)
     """
     # First: a multi-worker strategy must exist before TensorFlow runs an op.
     strategy = distribute.get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -365,8 +366,10 @@ def evaluate_run(run_dir, importance_samples=1000, seed=0):
 
     Example:
 
-    >>> results = evaluate_run("runs/digits", num_samples=1000)
-    >>> results["nll"]
+    >>> _ = train("digits", out="runs/digits", epochs=1, hidden=(8,), latent_dim=2, verbose=0)
+    >>> results = evaluate_run("runs/digits", importance_samples=10)
+    >>> results["importance_samples"], results["num_examples"]
+    (10, 360)
     """
     run_dir = os.fspath(run_dir)
     model_path = os.path.join(run_dir, run_folder.MODEL)

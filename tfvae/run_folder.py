@@ -249,7 +249,13 @@ def load_split(run_dir):
 
     Example:
 
+    >>> import json, os
+    >>> os.makedirs("runs/digits", exist_ok=True)
+    >>> with open("runs/digits/run.json", "w") as handle:
+    ...     json.dump({"data": "digits", "seed": 0}, handle)
     >>> (x_train, _), (x_test, y_test), preprocessing = load_split("runs/digits")
+    >>> x_train.shape, x_test.shape, preprocessing["dataset"]
+    ((1437, 64), (360, 64), 'digits')
     """
     options = read_options(run_dir)
     data = options["data"]

@@ -149,7 +149,9 @@ class VAE(EpochLoop, keras.Model):
 
         The loss is the VAE's objective; `jit_compile` defaults to `"auto"` (see `tfvae.epoch_loop`).
 
-        >>> model.compile(); float(model.optimizer.learning_rate)
+        >>> import tfvae
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> model.compile(); round(float(model.optimizer.learning_rate), 6)
         0.001
         """
         if optimizer is None:
@@ -299,6 +301,8 @@ class VAE(EpochLoop, keras.Model):
         `preprocessing` itself). `importance_samples=k` gives instead the
         importance-sampled -log p(x) of `log_likelihood` (k samples, fixed seed).
 
+        >>> import numpy as np, tfvae
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
         >>> model.anomaly_score(np.zeros((3, 6), "float32")).shape
         (3,)
         """
@@ -312,8 +316,16 @@ class VAE(EpochLoop, keras.Model):
         are strings, `{"0.01": ...}`). With `x_train` (x, or `(x, labels)`),
         warns when `x_normal` looks contaminated (the rule: `tfvae.anomaly`).
 
-        >>> thresholds = model.fit_thresholds(x_held_out, x_train=x_train)
-        >>> flagged = model.anomaly_score(x_new) > thresholds[0.01]
+        >>> import numpy as np, tfvae
+        >>> x = np.random.default_rng(0).random((200, 6)).astype("float32")
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> model.compile(); _ = model.fit(x[:150], epochs=2, verbose=0)
+        >>> thresholds = model.fit_thresholds(x[150:], x_train=x[:150])  # rows training did not use
+        >>> sorted(thresholds)
+        [0.01, 0.05]
+        >>> flagged = model.anomaly_score(x[150:]) > thresholds[0.01]
+        >>> int(flagged.sum()) <= 1  # about 1% of normal rows
+        True
         """
         self.thresholds = anomaly.fit_thresholds(self, x_normal, labels, false_positive_rates, x_train)
         return dict(self.thresholds)
@@ -325,7 +337,12 @@ class VAE(EpochLoop, keras.Model):
         format's options (`overwrite`, `parity_data`, `quantize`, ...). Returns the
         `export.ExportReport`; see `tfvae.export_formats`.
 
-        >>> model.export("out/vae_int8.tflite", format="litert", quantize="int8", representative_data=x_raw)
+        >>> import numpy as np, tfvae
+        >>> x = np.random.default_rng(0).random((32, 6)).astype("float32")
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> report = model.export("vae.tflite", format="litert", parity_data=x, verbose=False)
+        >>> sorted({row.signature for row in report.parity})
+        ['decode', 'encode', 'reconstruct', 'sample', 'score']
         """
         return export_formats.export(self, filepath, format, verbose, input_signature, **kwargs)
 
