@@ -68,3 +68,27 @@ def test_an_evaluation_of_the_previous_release_still_formats():
     old = {("num_samples" if key == "importance_samples" else key): value for key, value in results.items()}
     assert tfvae.format_evaluation(old) == tfvae.format_evaluation(results)
     assert "NLL, k=3 importance samples" in tfvae.format_evaluation(old)
+
+
+# Every `tfvae` and `tfvae-export` command of the previous release's README (release of 2026-11-26).
+PREVIOUS_README_COMMANDS = [
+    "tfvae train",
+    "tfvae-export all runs/digits",
+    "tfvae-export saved-model runs/digits/model.keras --out out/saved_model --data digits",
+    "tfvae-export tflite runs/digits/model.keras --part encoder --quantize int8 --data digits "
+    "--out out/encoder_int8.tflite",
+    "tfvae evaluate runs/digits",
+    "tfvae train --num-samples 5 --out runs/iwae5",
+    "tfvae evaluate runs/iwae5",
+    "tfvae train --data digits --strategy multi-worker --batch-size 256 --out runs/digits",
+]
+
+
+@pytest.mark.parametrize("command", PREVIOUS_README_COMMANDS)
+def test_the_previous_readmes_commands_still_parse(command, capsys):
+    from export.cli import build_parser as export_parser
+
+    program, *argv = command.split()
+    args = (cli.build_parser() if program == "tfvae" else export_parser()).parse_args(argv)
+    if "--num-samples" in argv:
+        assert args.iwae_samples == 5 and "deprecated; use --iwae-samples" in capsys.readouterr().err
