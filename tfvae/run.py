@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _atomic, _checks, _renamed, datasets, distribute, image_folders, objectives, plot, resumable, run_folder
+from tfvae import _atomic, _checks, _renamed, datasets, distribute, image_folders, objectives, plot, resumable
+from tfvae import run_folder
 from tfvae.builders import conv_vae, mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate

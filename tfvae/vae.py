@@ -123,17 +123,15 @@ class VAE(EpochLoop, keras.Model):
 
     def kl_weight(self, step=None):
         """The objective's KL weight at optimizer step `step` (default: the current one); 1 if it has none."""
-        if not hasattr(self.objective, "kl_weight"):
-            return tf.constant(1.0, tf.float32)
-        return self.objective.kl_weight(self, step)
+        has_weight = hasattr(self.objective, "kl_weight")
+        return self.objective.kl_weight(self, step) if has_weight else tf.constant(1.0, tf.float32)
 
     @_renamed.keywords(num_samples="importance_samples")
     def log_importance_weights(self, x, importance_samples, labels=None, kl_weight=1.0, training=False, seed=None):
         """`(log_weights, log_px_given_z)` `(k, batch)`: see `tfvae.objectives.log_importance_weights`."""
         posterior = objectives.posterior(self, x, labels, training)
-        log_weights, log_px, _ = objectives.log_importance_weights(
-            self, x, labels, posterior, importance_samples, kl_weight, training, seed)
-        return log_weights, log_px
+        return objectives.log_importance_weights(
+            self, x, labels, posterior, importance_samples, kl_weight, training, seed)[:2]
 
     def _sampling_seed(self):
         return steps.sampling_seed(self)
@@ -258,8 +256,7 @@ class VAE(EpochLoop, keras.Model):
         n = _checks.positive_int("n", n)
         seed = None if seed is None else model_checks.seed_tensor(seed)
         z = self.prior.distribution(self).sample(n, seed=seed)
-        if labels is not None and np.ndim(labels) == 0:
-            labels = np.full([n], labels)
+        labels = np.full([n], labels) if labels is not None and np.ndim(labels) == 0 else labels
         return self.likelihood_layer.mean(self._decoder_params(z, labels))
 
     def elbo(self, x, labels=None, sample=True, seed=None):
@@ -271,18 +268,15 @@ class VAE(EpochLoop, keras.Model):
         """
         x = self._as_x(x)
         posterior = objectives.posterior(self, x, labels, False)
-        if sample:
-            z = self.latent.sample(posterior, None if seed is None else model_checks.seed_tensor(seed))
-        else:
-            z = posterior.mean()
+        seed = None if seed is None else model_checks.seed_tensor(seed)
+        z = self.latent.sample(posterior, seed) if sample else posterior.mean()
         return objectives.log_px(self, x, z, labels, False) - objectives.kl(self, posterior, z)
 
     @_renamed.keywords(num_samples="importance_samples")
-    def log_likelihood(self, x, importance_samples=1000, labels=None, batch_size=128, samples_per_chunk=128,
-                       seed=None):
+    def log_likelihood(self, x, importance_samples=1000, labels=None, batch_size=128, samples_per_chunk=128, seed=None):
         """log p(x) per example (nats, numpy `(batch,)`), importance-weighted with the prior: `tfvae.importance`."""
-        return importance.log_likelihood(self, self._as_x(x), importance_samples, labels, batch_size, samples_per_chunk,
-                                         seed)
+        return importance.log_likelihood(self, self._as_x(x), importance_samples, labels, batch_size,
+                                         samples_per_chunk, seed)
 
     @tf.function(reduce_retracing=True)
     def _log_weights_chunk(self, x, one_hot, k, seed=None):
@@ -321,11 +315,9 @@ class VAE(EpochLoop, keras.Model):
         >>> model = tfvae.mlp_vae(6, (4,), 2)
         >>> model.compile(); _ = model.fit(x[:150], epochs=2, verbose=0)
         >>> thresholds = model.fit_thresholds(x[150:], x_train=x[:150])  # rows training did not use
-        >>> sorted(thresholds)
-        [0.01, 0.05]
-        >>> flagged = model.anomaly_score(x[150:]) > thresholds[0.01]
-        >>> int(flagged.sum()) <= 1  # about 1% of normal rows
-        True
+        >>> flagged = model.anomaly_score(x[150:]) > thresholds[0.01]  # about 1% of normal rows
+        >>> sorted(thresholds), int(flagged.sum()) <= 1
+        ([0.01, 0.05], True)
         """
         self.thresholds = anomaly.fit_thresholds(self, x_normal, labels, false_positive_rates, x_train)
         return dict(self.thresholds)
