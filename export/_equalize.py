@@ -46,9 +46,16 @@ def equalized_copy(model):
 
     Example:
 
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from export._equalize import equalized_copy
+    >>> model = tfvae.mlp_vae(6, (4,), 2)
+    >>> x = np.random.default_rng(0).random((8, 6), "float32")
     >>> copy = equalized_copy(model)
-    >>> np.allclose(copy.encode(x)[0], model.encode(x)[0], atol=1e-5)
+    >>> np.allclose(copy.encode(x)[0], model.encode(x)[0], atol=1e-5)   # the same function
     True
+    >>> np.allclose(copy.encoder.weights[0], model.encoder.weights[0])   # other weights
+    False
     """
     if not (_dense_chain(model.encoder) or _dense_chain(model.decoder)):
         return model

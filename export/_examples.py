@@ -43,8 +43,11 @@ def as_examples(model, data, name):
 
     Example:
 
-    >>> as_examples(tfvae.mlp_vae(6, (4,), 2), np.zeros((3, 6)), "parity_data").x.shape
-    (3, 6)
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from export._examples import as_examples
+    >>> as_examples(tfvae.mlp_vae(6, (4,), 2), (np.zeros((3, 6)), [0, 1, 2]), "parity_data")   # labels ignored
+    Examples(x=array([[0., 0., 0., 0., 0., 0.], ...], dtype=float32), labels=None)
     """
     x, labels = _split(data, name)
     x = _features(model, x, name)

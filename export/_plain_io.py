@@ -40,9 +40,19 @@ def apply(content, order):
 
     Example:
 
-    >>> content = apply(content, {"encode": (("x",), ("z_mean", "z_log_sigma"))})
-    >>> Interpreter(model_content=content).get_output_details()[0]["name"]
-    'z_mean'
+    >>> import tensorflow as tf
+    >>> from ai_edge_litert.interpreter import Interpreter
+    >>> from export._plain_io import apply
+    >>> module = tf.Module()
+    >>> module.encode = tf.function(lambda x: {"z_mean": x[:, :2], "z_log_sigma": x[:, 2:]}, autograph=False,
+    ...                             input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+    >>> converter = tf.lite.TFLiteConverter.from_concrete_functions([module.encode.get_concrete_function()], module)
+    >>> content = converter.convert()
+    >>> [output["name"] for output in Interpreter(model_content=content).get_output_details()]
+    ['PartitionedCall:0', 'PartitionedCall:1']
+    >>> content = apply(content, {"serving_default": (("x",), ("z_mean", "z_log_sigma"))})
+    >>> [output["name"] for output in Interpreter(model_content=content).get_output_details()]
+    ['z_mean', 'z_log_sigma']
     """
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     for definition in model.signatureDefs or []:

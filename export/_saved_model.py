@@ -66,10 +66,21 @@ def saved_model(model, path, *, overwrite=False, parity_data=None, normal_data=N
 
     Example:
 
-    >>> report = export.saved_model(model, "out/saved_model", parity_data=x_test_raw)
+    >>> import tensorflow as tf
+    >>> import export
+    >>> import tfvae
+    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
+    >>> binarize = tfvae.datasets.preprocessing_for("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli", preprocessing=binarize)   # then model.fit
+    >>> report = export.saved_model(model, "saved_model", parity_data=x_test)
     >>> print(report)
-    >>> served = tf.saved_model.load("out/saved_model")
-    >>> served.signatures["score"](x=tf.constant(x_test_raw))["score"]
+    SavedModel: saved_model (... KiB)
+    ...
+    parity with the Keras model on 360 rows of parity_data:
+    ...
+    >>> served = tf.saved_model.load("saved_model")
+    >>> served.signatures["score"](x=tf.constant(x_test))["score"].shape
+    TensorShape([360])
     """
     model = _checks.instance("model", model, tfvae.VAE, "a tfvae.VAE (from tfvae.mlp_vae, tfvae.conv_vae or "
                              "tfvae.load_model('model.keras'))", "Load a saved model with `tfvae.load_model(path)` first")

@@ -113,10 +113,21 @@ def tflite(model, path, *, part="encoder", quantize=None, representative_data=No
 
     Example:
 
-    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)  # raw pixels 0..16
+    >>> import export
+    >>> import tfvae
+    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
+    >>> binarize = tfvae.datasets.preprocessing_for("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli", preprocessing=binarize)
+    >>> model.compile()
+    >>> history = model.fit(tfvae.datasets.apply_preprocessing(x_train, binarize), epochs=2, verbose=0)
     >>> report = export.tflite(model, "vae_int8.tflite", part="vae", quantize="int8",
     ...                        representative_data=x_train, parity_data=x_test)
     >>> print(report)
+    vae int8: vae_int8.tflite (... KiB)
+    ...
+    parity with the Keras model on 360 rows of parity_data:
+      signature    output       max |err|  z_mean err / sigma (99th pct., max); score rel. err, Spearman
+      encode       z_mean       ...
     """
     model = _checks.instance("model", model, tfvae.VAE, "a tfvae.VAE (from tfvae.mlp_vae, tfvae.conv_vae or "
                              "tfvae.load_model('model.keras'))", "Load a saved model with `tfvae.load_model(path)` first")

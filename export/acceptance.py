@@ -100,7 +100,19 @@ def check(rows, what, parity_data, quantize="int8"):
 
     Example:
 
-    >>> check(report.parity, "encoder int8", report.parity_data)  # passes silently
+    >>> import numpy as np
+    >>> from export import acceptance, report
+    >>> keras_outputs = {"z_mean": np.zeros((100, 2)), "z_log_sigma": np.zeros((100, 2))}   # sigma = 1
+    >>> int8_outputs = {"z_mean": np.full((100, 2), 0.05), "z_log_sigma": np.zeros((100, 2))}
+    >>> rows = report.compare("encode", keras_outputs, int8_outputs, sigma_units=True)
+    >>> acceptance.check(rows, "encoder int8 file", "100 rows")   # within 0.1 sigma: passes silently
+    >>> int8_outputs["z_mean"] += 0.25
+    >>> acceptance.check(report.compare("encode", keras_outputs, int8_outputs, sigma_units=True),
+    ...                  "encoder int8 file", "100 rows")
+    Traceback (most recent call last):
+    export.acceptance.NotAccepted: The encoder int8 file does not meet the acceptance rule for quantized files
+    on 100 rows: encode.z_mean off by 0.3 posterior sigma at the 99th percentile (the rule: at most 0.1).
+    Nothing was written. Use quantize='float16' ...
     """
     failed = failures(rows)
     if not failed:

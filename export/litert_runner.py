@@ -54,8 +54,19 @@ class LiteRTRunner:
 
     Example:
 
-    >>> encoder = LiteRTRunner("runs/digits/export/encoder.tflite")
-    >>> outputs = encoder(x=x_test)          # {"z_mean": ..., "z_log_sigma": ...}
+    >>> import export
+    >>> import tfvae
+    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
+    >>> binarize = tfvae.datasets.preprocessing_for("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli", preprocessing=binarize)   # then model.fit
+    >>> report = export.tflite(model, "encoder.tflite", part="encoder")
+    >>> encoder = export.LiteRTRunner("encoder.tflite")
+    >>> outputs = encoder(x=x_test)
+    >>> sorted(outputs), outputs["z_mean"].shape
+    (['z_log_sigma', 'z_mean'], (360, 2))
+    >>> encoder(x=x_test[:, :8])
+    Traceback (most recent call last):
+    ValueError: Received an invalid value for `x`: expected ...
     """
 
     def __init__(self, path, signature=None):

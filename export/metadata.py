@@ -87,7 +87,14 @@ def schema():
 
     Example:
 
-    >>> jsonschema.validate(read("vae_int8.tflite"), schema())
+    >>> import jsonschema
+    >>> import export
+    >>> import tfvae
+    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
+    >>> binarize = tfvae.datasets.preprocessing_for("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli", preprocessing=binarize)   # then model.fit
+    >>> report = export.tflite(model, "vae.tflite", part="vae")
+    >>> jsonschema.validate(export.metadata.read("vae.tflite"), export.metadata.schema())   # no error: valid
     """
     with open(SCHEMA_PATH) as handle:
         return json.load(handle)
@@ -113,6 +120,7 @@ def tensor(name, shape, dtype, index=None, scale=None, zero_point=None):
 
     Example:
 
+    >>> from export.metadata import tensor
     >>> tensor("x", [None, 64], "float32")["shape"]
     [-1, 64]
     """
@@ -167,6 +175,7 @@ def score_thresholds(thresholds, realized, computed_on):
 
     Example:
 
+    >>> from export.metadata import score_thresholds
     >>> score_thresholds({0.05: 94.05}, {0.05: 0.06}, "100 rows")["by_false_positive_rate"]
     {'0.05': 94.05}
     """
@@ -310,7 +319,15 @@ def read(path):
 
     Example:
 
-    >>> export.metadata.read("runs/digits/export/vae_int8.tflite")["score_thresholds"]
+    >>> import export
+    >>> import tfvae
+    >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", scale=False)   # raw pixels 0..16
+    >>> binarize = tfvae.datasets.preprocessing_for("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli", preprocessing=binarize)   # then model.fit
+    >>> report = export.tflite(model, "vae.tflite", part="vae", normal_data=x_test)
+    >>> export.metadata.read("vae.tflite")["score_thresholds"]   # set on the file's own scores
+    {'by_false_positive_rate': {'0.01': ..., '0.05': ...}, 'realized_false_positive_rate': {...},
+     'computed_on': '360 rows of normal_data', 'rule': 'flag an input as anomalous when score > threshold'}
     """
     path = pathlib.Path(os.fspath(path))
     if path.is_dir():

@@ -81,6 +81,13 @@ def _where(module, imported):
     return f"{MODULES[module].relative_to(ROOT)}:{lines[0]}"
 
 
+def test_no_module_is_over_450_lines():
+    # One job per module (docs/design.md): a module past 450 lines holds more than one.
+    long = {str(path.relative_to(ROOT)): count for path in MODULES.values()
+            if (count := len(path.read_text().splitlines())) > 450}
+    assert long == {}, long
+
+
 def test_the_packages_are_found():
     assert {"tfvae", "tfvae.vae", "tfvae._checks", "export"} <= set(MODULES)
     assert any(imported == "tfvae._checks" for _, imported in GRAPH["tfvae.vae"])

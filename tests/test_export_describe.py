@@ -13,7 +13,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import TINY_EXPORT_FILES
-from export import _litert, describe, metadata
+from export import _files_md, _litert, _phone_page, describe, metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def _min_runtime_version(content):
 def test_the_exporter_leaves_a_table_of_its_files_that_matches_them(tiny_export):
     _, _, folder = tiny_export
     table = json.loads((folder / describe.FILES_JSON).read_text())
-    assert (folder / describe.FILES_MD).read_text() == describe.render(table)
+    assert (folder / describe.FILES_MD).read_text() == _files_md.render(table)
     assert [row["file"] for row in table["files"]] == sorted(name for name, _, _ in TINY_EXPORT_FILES)
     for row in table["files"]:
         content = (folder / row["file"]).read_bytes()
@@ -93,7 +93,14 @@ def test_probes_score_what_a_phone_may_send_by_mistake(tiny_export):
 
 def test_docs_phone_md_is_the_renderers_output_of_the_committed_example():
     table = json.loads((ROOT / "docs" / "phone_files.json").read_text())
-    assert (ROOT / "docs" / "phone.md").read_text() == describe.phone_doc(table)
+    assert (ROOT / "docs" / "phone.md").read_text() == _phone_page.phone_doc(table)
+
+
+def test_the_command_that_regenerates_docs_phone_md_writes_it(tmp_path, capsys):
+    # `python -m export.describe docs/phone_files.json docs/phone.md`, as the page's first lines say
+    assert describe.main([str(ROOT / "docs" / "phone_files.json"), str(tmp_path / "phone.md")]) == 0
+    assert (tmp_path / "phone.md").read_text() == (ROOT / "docs" / "phone.md").read_text()
+    assert describe.main([]) == 2 and "usage: python -m export.describe" in capsys.readouterr().err
 
 
 def test_the_committed_example_has_the_columns_the_generator_writes_today(tiny_export):

@@ -3,6 +3,8 @@
 >>> import tfvae
 >>> model = tfvae.mlp_vae(6, (4,), 2)   # x1..x6 -> a1..a4 -> (mu, sigma) x 2
 >>> model.compile()                      # Adam at 1e-3
+>>> print(model.z_mean_head.kernel.shape, model.z_log_sigma_head.kernel.shape)   # two heads, own weights
+(4, 2) (4, 2)
 
 `import tfvae` loads nothing heavy and changes nothing global but the
 default of `KERAS_BACKEND`: submodules and the public names below load on

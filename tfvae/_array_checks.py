@@ -44,6 +44,7 @@ def float_array(name, x, event_shape=None, allow_empty=False):
 
     Example:
 
+    >>> from tfvae._array_checks import float_array
     >>> float_array("x", [[1, 2], [3, 4]], (2,)).dtype
     dtype('float32')
     """
@@ -134,6 +135,7 @@ def class_labels(name, labels, num_classes, rows=None, one_hot=True, hint=""):
 
     Example:
 
+    >>> from tfvae._array_checks import class_labels
     >>> class_labels("labels", [0, 2.0, 1], 3)
     array([0, 2, 1], dtype=int32)
     """
@@ -171,6 +173,7 @@ def class_ids(name, labels, num_classes, rows=None, one_hot=True, hint=""):
 
     Example:
 
+    >>> from tfvae._array_checks import class_ids
     >>> class_ids("labels", [[0, 1], [1, 0]], 2)
     array([1, 0], dtype=int32)
     """
@@ -183,6 +186,7 @@ def sample_weights(name, weights, rows):
 
     Example:
 
+    >>> from tfvae._array_checks import sample_weights
     >>> sample_weights("sample_weight", [1, 0.5], 2)
     array([1. , 0.5], dtype=float32)
     """

@@ -161,8 +161,11 @@ def replacing(path):
 
     Example:
 
-    >>> with replacing("run/metrics.json") as temporary:
-    ...     write_text(temporary, "{}")
+    >>> from tfvae._atomic import replacing, write_text
+    >>> with replacing("metrics.json") as temporary:
+    ...     write_text(temporary, '{"elbo": -18.2}')
+    >>> open("metrics.json").read()
+    '{"elbo": -18.2}'
     """
     path = pathlib.Path(path)
     temporary = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}.{path.name}")
@@ -210,8 +213,11 @@ def in_background(write, *args, replaces=None):
 
     Example:
 
-    >>> in_background(replace_text, "run/history.csv", text)
+    >>> from tfvae._atomic import in_background, replace_text, wait_for_writes
+    >>> handle = in_background(replace_text, "history.csv", "epoch,loss")
     >>> wait_for_writes()   # history.csv is on disk
+    >>> open("history.csv").read()
+    'epoch,loss'
     """
     _raise_failure()
     with _state_lock:

@@ -38,6 +38,7 @@ def positive_int(name, value):
 
     Example:
 
+    >>> from tfvae._checks import positive_int
     >>> positive_int("epochs", 3)
     3
     """
@@ -105,6 +106,7 @@ def seed(name, value, allow_none=True):
 
     Example:
 
+    >>> from tfvae._checks import seed
     >>> seed("seed", 7), seed("seed", None)
     (7, None)
     """
@@ -146,6 +148,7 @@ def one_of(name, value, choices):
 
     Example:
 
+    >>> from tfvae._checks import one_of
     >>> one_of("part", "encoder", ("encoder", "decoder"))
     'encoder'
     """
@@ -163,7 +166,10 @@ def instance(name, value, cls, expected, hint=""):
 
     Example:
 
-    >>> instance("model", model, tfvae.VAE, "a tfvae.VAE")  # doctest: +SKIP
+    >>> from tfvae._checks import instance
+    >>> instance("epochs", "3", int, "an int")
+    Traceback (most recent call last):
+    TypeError: Received an invalid value for `epochs`: expected an int. Received: epochs='3'
     """
     if not isinstance(value, cls):
         raise TypeError(invalid(name, expected, value, hint))
@@ -197,6 +203,7 @@ def path(name, value, kind, suffix=None):
 
     Example:
 
+    >>> from tfvae._checks import path
     >>> path("path", "encoder.tflite", "file", ".tflite")
     PosixPath('encoder.tflite')
     """
@@ -234,8 +241,10 @@ def existing_file(name, value, suffix=None, require_suffix=False):
 
     Example:
 
-    >>> existing_file("path", "runs/digits/model.keras", ".keras", require_suffix=True)  # doctest: +SKIP
-    'runs/digits/model.keras'
+    >>> from tfvae._checks import existing_file
+    >>> existing_file("path", "model.keras", ".keras", require_suffix=True)
+    Traceback (most recent call last):
+    FileNotFoundError: Received an invalid value for `path`: expected an existing .keras file. ...
     """
     kind = f"{suffix} file" if suffix else "file"
     if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):

@@ -13,7 +13,8 @@ A library import changes nothing global; a command may. Both CLIs:
 In a process of its own (`main()` without an argument list), each command
 also imports outside the garbage collector and freezes what its imports leave
 (`start_up_outside_gc`), and holds a Ctrl-C until its imports are done
-(`ctrl_c_held`): both through `command_start_up`.
+(`ctrl_c_held`) and keeps the programs XLA compiles for the next run
+(`tfvae.xla_cache`): all through `command_start_up`.
 
     def main(argv=None):
         try:
@@ -30,6 +31,8 @@ import os
 import signal
 import sys
 import threading
+
+from tfvae import xla_cache
 
 #: Exit statuses of the CLIs.
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
@@ -64,8 +67,9 @@ def quiet_tensorflow():
 
     Example:
 
+    >>> from tfvae._cli import quiet_tensorflow
     >>> with quiet_tensorflow():
-    ...     pass  # TensorFlow is loaded now, quietly
+    ...     import tensorflow   # loaded and started without its start-up lines
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_output_hidden((2,)):
@@ -89,12 +93,15 @@ def command_start_up(own_process):
 
     Example:
 
-    >>> with command_start_up(argv is None), quiet_tensorflow():
+    >>> from tfvae._cli import command_start_up, quiet_tensorflow
+    >>> argv = ["evaluate", "runs/digits"]   # main(argv) called from Python: not the command's own process
+    >>> with command_start_up(own_process=argv is None), quiet_tensorflow():
     ...     from tfvae import run
     """
     if not own_process:
         yield
         return
+    xla_cache.enable()  # the command's process is its own: XLA programs are kept across runs
     with ctrl_c_held(), start_up_outside_gc():
         yield
 
@@ -117,8 +124,13 @@ def start_up_outside_gc():
 
     Example:
 
+    >>> import gc
+    >>> from tfvae._cli import start_up_outside_gc
     >>> with start_up_outside_gc():
-    ...     import tensorflow   # in a command, before its work
+    ...     import tensorflow   # in a command's own process, before its work
+    >>> gc.isenabled(), gc.get_freeze_count() > 0   # on again; the start-up's objects left out of collections
+    (True, True)
+    >>> gc.unfreeze()   # here, in a session of yours: give them back to the collector
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -148,6 +160,7 @@ def ctrl_c_held():
 
     Example:
 
+    >>> from tfvae._cli import ctrl_c_held
     >>> with ctrl_c_held():
     ...     import tensorflow   # a Ctrl-C here is raised after the import
     """
@@ -174,8 +187,10 @@ def native_output_hidden(descriptors=(1, 2)):
 
     Example:
 
+    >>> import os
+    >>> from tfvae._cli import native_output_hidden
     >>> with native_output_hidden():
-    ...     converter.convert()   # its "fully_quantize: ..." lines are not shown
+    ...     written = os.write(2, b"fully_quantize: 0")   # as the converter's native code writes: not shown
     """
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -205,6 +220,7 @@ def one_line(error):
 
     Example:
 
+    >>> from tfvae._cli import one_line
     >>> one_line(OSError(28, "No space left on device", "runs/x/model.keras"))
     "'runs/x/model.keras': No space left on device (errno 28)"
     """

@@ -19,6 +19,8 @@ def describe(value):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfvae._messages import describe
     >>> describe(np.zeros((2, 3)))
     '<array of shape (2, 3) and dtype float64>'
     """
@@ -54,6 +56,7 @@ def invalid(name, expected, value, hint=""):
 
     Example:
 
+    >>> from tfvae._messages import invalid
     >>> invalid("latent_dim", "a positive integer", 0)
     'Received an invalid value for `latent_dim`: expected a positive integer. Received: latent_dim=0'
     """

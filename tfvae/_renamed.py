@@ -25,10 +25,11 @@ def keywords(**new_names):
 
     Example:
 
+    >>> import warnings
+    >>> from tfvae._renamed import keywords
     >>> @keywords(num_samples="importance_samples")
     ... def estimate(importance_samples=1000):
     ...     return importance_samples
-    >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     estimate(num_samples=10)
@@ -63,6 +64,7 @@ def new_keywords(kwargs, new_names, stacklevel=2, warn=True):
 
     Example:
 
+    >>> from tfvae._renamed import new_keywords
     >>> new_keywords({"num_samples": 3, "beta": 1.0}, {"num_samples": "iwae_samples"}, warn=False)
     {'beta': 1.0, 'iwae_samples': 3}
     """
@@ -86,6 +88,8 @@ class RenamedFlag(argparse.Action):
 
     Example:
 
+    >>> import argparse
+    >>> from tfvae._renamed import RenamedFlag
     >>> parser = argparse.ArgumentParser(prog="tfvae evaluate")
     >>> _ = parser.add_argument("--importance-samples", type=int, default=1000)
     >>> _ = parser.add_argument("--num-samples", dest="importance_samples", type=int,

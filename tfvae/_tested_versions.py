@@ -26,6 +26,7 @@ def keras_is_tested():
 
     Example:
 
+    >>> from tfvae._tested_versions import keras_is_tested
     >>> keras_is_tested()   # Keras 3.15 with TensorFlow
     True
     """
@@ -37,6 +38,7 @@ def tensorflow_is_tested():
 
     Example:
 
+    >>> from tfvae._tested_versions import tensorflow_is_tested
     >>> tensorflow_is_tested()   # TensorFlow 2.21
     True
     """

@@ -63,6 +63,8 @@ def thresholds(scores, false_positive_rates=FALSE_POSITIVE_RATES):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfvae.anomaly import thresholds
     >>> thresholds(np.arange(100.0), (0.05,))
     {0.05: 94.05}
     """

@@ -79,8 +79,17 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     Example:
 
-    >>> backup = BackupAndRestore("run/backup", save_freq=50)
-    >>> model.fit(x, epochs=150, callbacks=[backup])   # killed? the same call continues
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.callbacks import BackupAndRestore
+    >>> x = np.random.default_rng(0).random((64, 6), "float32")
+    >>> model = tfvae.mlp_vae(6, (4,), 2)
+    >>> model.compile()
+    >>> backup = BackupAndRestore("backup", delete_checkpoint=False)   # kept, as after a kill
+    >>> history = model.fit(x, epochs=2, verbose=0, callbacks=[backup])
+    >>> history = model.fit(x, epochs=3, verbose=0, callbacks=[backup])   # the same call again continues
+    >>> backup.initial_epoch, history.epoch
+    (2, [2])
     """
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=True):
@@ -309,8 +318,14 @@ class VariableReader:
 
     Example:
 
+    >>> import keras
+    >>> from tfvae.backup import VariableReader
+    >>> weights = [keras.Variable([1.0, 2.0]), keras.Variable([3.0])]
     >>> read = VariableReader()
-    >>> values = read(model.weights)   # a list of tensors, a snapshot
+    >>> snapshot = read(weights)   # a list of tensors
+    >>> _ = weights[0].assign([5.0, 6.0])
+    >>> snapshot[0].numpy()   # what the variable held when it was read
+    array([1., 2.], dtype=float32)
     """
 
     def __init__(self):

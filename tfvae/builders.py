@@ -35,9 +35,10 @@ def mlp_vae(input_dim, hidden_units, latent_dim, likelihood="gaussian", activati
 
     Example:
 
-    >>> model = mlp_vae(6, (4,), 2)
-    >>> [layer.name for layer in model.encoder.layers]
-    ['dense', ...]
+    >>> import tfvae
+    >>> model = tfvae.mlp_vae(6, (4,), 2)
+    >>> [layer.name for layer in model.encoder.layers], [layer.name for layer in model.decoder.layers]
+    (['hidden_1'], ['hidden_1', 'params'])
     """
     input_dim = _checks.positive_int("input_dim", input_dim)
     hidden_units = _checks.int_tuple("hidden_units", hidden_units)
@@ -86,7 +87,9 @@ def conv_vae(input_shape, filters, latent_dim, likelihood="bernoulli", kernel_si
 
     Example:
 
-    >>> model = conv_vae((8, 8, 1), (16, 32), 4)
+    >>> import numpy as np
+    >>> import tfvae
+    >>> model = tfvae.conv_vae((8, 8, 1), (16, 32), 4)
     >>> model.decode(np.zeros((2, 4), "float32")).shape
     TensorShape([2, 8, 8, 1])
     """

@@ -42,9 +42,16 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
 
     Example:
 
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.callbacks import TerminateOnNonFinite
+    >>> x = np.random.default_rng(0).random((64, 6), "float32")
+    >>> model = tfvae.mlp_vae(6, (4,), 2)
+    >>> model.compile()
     >>> stop = TerminateOnNonFinite()
-    >>> model.fit(dataset, epochs=10, callbacks=[stop])
-    >>> stop.message is None   # False if the loss became NaN: model holds the last good weights
+    >>> history = model.fit(x, epochs=2, verbose=0, callbacks=[stop])
+    >>> stop.message is None   # a sentence if the loss became NaN: the model then holds the last good weights
+    True
     """
 
     def __init__(self, verbose=True):
@@ -118,7 +125,17 @@ class HistoryCSV(keras.callbacks.Callback):
 
     Example:
 
-    >>> model.fit(x, epochs=10, callbacks=[HistoryCSV("run/history.csv")])
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.callbacks import HistoryCSV
+    >>> x = np.random.default_rng(0).random((64, 6), "float32")
+    >>> model = tfvae.mlp_vae(6, (4,), 2)
+    >>> model.compile()
+    >>> history = model.fit(x, epochs=2, verbose=0, callbacks=[HistoryCSV("history.csv")])
+    >>> print(open("history.csv").read())
+    epoch,kl,loss,reconstruction
+    0,...
+    1,...
     """
 
     def __init__(self, path, append=False):
@@ -186,12 +203,19 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     Example:
 
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.callbacks import BackupAndRestore, StopOnInterrupt
+    >>> x = np.random.default_rng(0).random((64, 6), "float32")
+    >>> model = tfvae.mlp_vae(6, (4,), 2)
+    >>> model.compile()
     >>> stop = StopOnInterrupt()
     >>> try:
-    ...     model.fit(x, epochs=150, callbacks=[stop, BackupAndRestore("run/backup")])
+    ...     history = model.fit(x, epochs=2, verbose=0, callbacks=[stop, BackupAndRestore("backup")])
     ... finally:
     ...     stop.restore()
-    >>> stop.stopped_epoch   # None unless Ctrl-C was pressed
+    >>> print(stop.stopped_epoch)   # the epoch it stopped after, had Ctrl-C been pressed
+    None
     """
 
     def __init__(self):

@@ -19,6 +19,7 @@ def one_hot(labels, num_classes):
 
     Example:
 
+    >>> from tfvae.conditioning import one_hot
     >>> one_hot([2, 0], 3).numpy()
     array([[0., 0., 1.],
            [1., 0., 0.]], dtype=float32)

@@ -63,6 +63,8 @@ def apply_preprocessing(x, preprocessing):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfvae.datasets import apply_preprocessing, preprocessing_for
     >>> apply_preprocessing(np.array([[0.0, 8.0, 9.0, 16.0]]), preprocessing_for("digits", binarize=True))
     array([[0., 0., 1., 1.]], dtype=float32)
     """
@@ -105,6 +107,7 @@ def preprocessing_arithmetic(preprocessing):
 
     Example:
 
+    >>> from tfvae.datasets import preprocessing_arithmetic, preprocessing_for
     >>> preprocessing_arithmetic(preprocessing_for("digits", binarize=True))["cut"]
     array(8., dtype=float32)
     """
@@ -156,7 +159,8 @@ def load(name="digits", scale=True, binarize=False, threshold=0.5, flatten=True,
 
     Example:
 
-    >>> (x_train, y_train), (x_test, y_test) = load("digits", binarize=True)
+    >>> import tfvae
+    >>> (x_train, y_train), (x_test, y_test) = tfvae.datasets.load("digits", binarize=True)
     >>> x_train.shape, x_test.shape
     ((1437, 64), (360, 64))
     """
@@ -273,6 +277,8 @@ def min_max_preprocessing(x, binarize=False, threshold=0.5):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfvae.datasets import min_max_preprocessing
     >>> min_max_preprocessing(np.array([[0.0, 1.0], [2.0, 1.0]]))
     {'offset': [0.0, 1.0], 'divisor': [2.0, 0.0], 'binarize_threshold': None}
     """
@@ -299,9 +305,11 @@ def split_rows(num_rows, seed=0, train_fraction=TRAIN_FRACTION, name="data"):
         ValueError: if the split would leave the test part empty.
 
     Example:
-        >>> train_rows, test_rows = split_rows(10, seed=0)
-        >>> len(train_rows), len(test_rows)
-        (8, 2)
+
+    >>> from tfvae.datasets import split_rows
+    >>> train_rows, test_rows = split_rows(10, seed=0)
+    >>> len(train_rows), len(test_rows)
+    (8, 2)
     """
     order = np.random.default_rng(seed).permutation(num_rows)
     split = max(1, int(round(train_fraction * num_rows)))

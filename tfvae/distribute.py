@@ -44,10 +44,14 @@ def get_strategy(name="default"):
 
     Example:
 
-    >>> strategy = get_strategy("mirrored")
+    >>> import tfvae
+    >>> from tfvae.distribute import get_strategy
+    >>> strategy = get_strategy("mirrored")   # every local GPU; the CPU alone on a machine without one
     >>> with strategy.scope():
-    ...     model = tfvae.mlp_vae(64, (128, 128), 8)
+    ...     model = tfvae.mlp_vae(64, (16,), 2)
     ...     model.compile()
+    >>> strategy.num_replicas_in_sync >= 1
+    True
     """
     _checks.one_of("strategy", name, STRATEGIES)
     if name == "default":
@@ -125,6 +129,8 @@ def worker_count(strategy):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfvae.distribute import worker_count
     >>> worker_count(tf.distribute.get_strategy())
     1
     """

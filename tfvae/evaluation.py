@@ -167,7 +167,7 @@ def format_evaluation(results):
     >>> import tfvae
     >>> (_, _), (x_test, _) = tfvae.datasets.load("digits", binarize=True)
     >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli")
-    >>> print(format_evaluation(tfvae.evaluate(model, x_test, importance_samples=10, elbo_samples=2)))
+    >>> print(tfvae.format_evaluation(tfvae.evaluate(model, x_test, importance_samples=10, elbo_samples=2)))
     metric  value
     ---...
     examples  360

@@ -37,6 +37,7 @@ def keras_mismatch():
 
     Example:
 
+    >>> from tfvae.fast_fit import keras_mismatch
     >>> keras_mismatch() is None   # Keras 3.15 with TensorFlow
     True
     """
@@ -64,6 +65,8 @@ def any_rows(value):
 
     Example:
 
+    >>> import numpy as np
+    >>> from tfvae.fast_fit import any_rows
     >>> any_rows(np.zeros((64, 8), "float32"))
     TensorSpec(shape=(None, 8), dtype=tf.float32, name=None)
     """

@@ -94,6 +94,9 @@ def check_training_data(model, x, y=None, sample_weight=None, name="x"):
 
     Example:
 
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.fit_checks import check_training_data
     >>> model = tfvae.mlp_vae(6, (4,), 2)
     >>> x, _, _ = check_training_data(model, np.ones((3, 6), "int64"))
     >>> x.dtype

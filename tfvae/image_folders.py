@@ -44,6 +44,7 @@ def parse_bytes(text, name="memory_budget"):
 
     Example:
 
+    >>> from tfvae.image_folders import parse_bytes
     >>> parse_bytes("2GB")
     2147483648
     """
@@ -119,7 +120,17 @@ def load_images(paths, shape, chunk=256):
 
     Example:
 
-    >>> x = load_images(paths, (32, 32, 3))
+    >>> import os
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from tfvae import image_folders
+    >>> os.makedirs("photos", exist_ok=True)
+    >>> for i, pixels in enumerate(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), "uint8")):
+    ...     tf.io.write_file(f"photos/{i}.png", tf.io.encode_png(pixels))
+    >>> paths, shape = image_folders.scan("photos")
+    >>> x = image_folders.load_images(paths, shape)
+    >>> x.shape, float(x.max()) <= 1.0
+    ((4, 8, 8, 3), True)
     """
     x = np.empty((len(paths),) + tuple(shape), np.float32)
     start = 0
@@ -140,7 +151,20 @@ def stream(paths, shape, batch_size, shuffle=False, seed=0):
 
     Example:
 
-    >>> model.fit(stream(paths, (32, 32, 3), 64, shuffle=True), epochs=10)
+    >>> import os
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> import tfvae
+    >>> from tfvae import image_folders
+    >>> os.makedirs("photos", exist_ok=True)
+    >>> for i, pixels in enumerate(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), "uint8")):
+    ...     tf.io.write_file(f"photos/{i}.png", tf.io.encode_png(pixels))
+    >>> paths, shape = image_folders.scan("photos")
+    >>> model = tfvae.conv_vae(shape, (8,), 2)
+    >>> model.compile()
+    >>> history = model.fit(image_folders.stream(paths, shape, 2, shuffle=True), epochs=2, verbose=0)
+    >>> len(history.history["loss"])
+    2
     """
     import tensorflow as tf
 

@@ -113,6 +113,8 @@ class GaussianLatent(keras.layers.Layer):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfvae.latent import GaussianLatent
     >>> latent = GaussianLatent()
     >>> z = latent([tf.zeros([4, 2]), tf.zeros([4, 2])])
     >>> z.shape
@@ -160,7 +162,8 @@ def get(identifier="gaussian", **context):
 
     Example:
 
-    >>> get("gaussian", log_sigma_bound=5.0).log_sigma_bound
+    >>> from tfvae import latent
+    >>> latent.get("gaussian", log_sigma_bound=5.0).log_sigma_bound
     5.0
     """
     return POSTERIORS.get(identifier, **context)

@@ -82,6 +82,8 @@ class Bernoulli(Likelihood):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfvae.likelihoods import Bernoulli
     >>> likelihood = Bernoulli((3,))
     >>> likelihood.distribution(tf.zeros([2, 3])).log_prob(tf.ones([2, 3]))
     <tf.Tensor: shape=(2,), dtype=float32, numpy=array([-2.0794415, -2.0794415], dtype=float32)>
@@ -158,6 +160,7 @@ class PixelGaussian(Likelihood):
 
     Example:
 
+    >>> from tfvae.likelihoods import PixelGaussian
     >>> likelihood = PixelGaussian((3,))
     >>> likelihood.params_shape()
     (6,)
@@ -222,6 +225,8 @@ class Poisson(Likelihood):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfvae.likelihoods import Poisson
     >>> Poisson((2,)).mean(tf.zeros([1, 2]))
     <tf.Tensor: shape=(1, 2), dtype=float32, numpy=array([[1., 1.]], dtype=float32)>
     """
@@ -259,7 +264,8 @@ def get(likelihood, event_shape=None, **options):
 
     Example:
 
-    >>> get("poisson", (64,)).params_per_feature
+    >>> from tfvae import likelihoods
+    >>> likelihoods.get("poisson", (64,)).params_per_feature
     1
     """
     if isinstance(likelihood, str) and options:
@@ -277,6 +283,7 @@ def params_per_feature(likelihood):
 
     Example:
 
+    >>> from tfvae.likelihoods import params_per_feature
     >>> params_per_feature("gaussian_per_pixel")
     2
     """

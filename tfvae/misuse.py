@@ -43,8 +43,15 @@ def check_fit(model, *args, **kwargs):
 
     Example:
 
+    >>> import warnings
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.misuse import check_fit
     >>> model = tfvae.mlp_vae(6, (4,), 2)
-    >>> check_fit(model, x, y)   # UserWarning: y is ignored (unconditional model)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     check_fit(model, np.zeros((3, 6), "float32"), np.array([0, 1, 2]))
+    >>> print(caught[0].message)
+    `y` (labels) is ignored: this VAE is unconditional (num_classes=None). ...
     """
     try:
         arguments = inspect.signature(keras.Model.fit).bind(model, *args, **kwargs).arguments

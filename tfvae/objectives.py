@@ -164,7 +164,11 @@ class ELBO(_KLWeighted):
 
     Example:
 
+    >>> import tfvae
+    >>> from tfvae.objectives import ELBO
     >>> model = tfvae.mlp_vae(6, (4,), 2, objective=ELBO(beta=4.0))
+    >>> model.objective.beta, model.objective.metric_names
+    (4.0, ('reconstruction', 'kl'))
     """
 
     def __init__(self, beta=1.0, free_bits=0.0, kl_warmup_steps=0):
@@ -199,7 +203,11 @@ class IWAE(_KLWeighted):
 
     Example:
 
+    >>> import tfvae
+    >>> from tfvae.objectives import IWAE
     >>> model = tfvae.mlp_vae(6, (4,), 2, objective=IWAE(num_samples=5))
+    >>> model.objective.num_samples
+    5
     """
 
     def __init__(self, num_samples=5, beta=1.0, kl_warmup_steps=0):
@@ -248,7 +256,14 @@ class BetaTCVAE(Objective):
 
     Example:
 
-    >>> model = tfvae.mlp_vae(64, (32,), 4, objective=BetaTCVAE(beta=6.0, dataset_size=1437))
+    >>> import tfvae
+    >>> from tfvae.objectives import BetaTCVAE
+    >>> (x_train, _), _ = tfvae.datasets.load("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli",
+    ...                       objective=BetaTCVAE(beta=6.0, dataset_size=len(x_train)))
+    >>> model.compile()
+    >>> sorted(model.fit(x_train, epochs=1, verbose=0).history)
+    ['dimension_kl', 'kl', 'loss', 'mutual_information', 'reconstruction', 'total_correlation']
     """
 
     metric_names = ("reconstruction", "kl", "mutual_information", "total_correlation", "dimension_kl")
@@ -291,7 +306,8 @@ def get(identifier, **context):
 
     Example:
 
-    >>> get({"class_name": "iwae", "config": {"num_samples": 10}}).num_samples
+    >>> from tfvae import objectives
+    >>> objectives.get({"class_name": "iwae", "config": {"num_samples": 10}}).num_samples
     10
     """
     return OBJECTIVES.get(identifier, **context)

@@ -54,6 +54,8 @@ class Adam(keras.optimizers.Adam):
     >>> import tfvae
     >>> model = tfvae.mlp_vae(6, (4,), 2)
     >>> model.compile(optimizer=tfvae.optimizers.Adam(1e-3))
+    >>> print(model.optimizer.learning_rate.numpy())
+    0.001
     """
 
     _step_values = None  # {(dtype, device): _StepValues} during `apply`

@@ -8,6 +8,9 @@ it as a PNG. Images are drawn as images: examples of shape
 `image_shape` says; flat rows whose length is a square (64 -> 8x8) as
 grayscale squares. Other tables are drawn as heat maps of rows.
 
+>>> import numpy as np
+>>> import tfvae
+>>> x_rgb = np.random.default_rng(0).random((10, 24, 40, 3), "float32")   # 10 colour images, 24x40
 >>> model = tfvae.conv_vae((24, 40, 3), (8, 16), 4)
 >>> figure = tfvae.plot.reconstructions(model, x_rgb, path="reconstructions.png")
 >>> figure.axes[0].images[0].get_array().shape   # 2 rows of 10 colour images, 1-pixel gaps
@@ -144,8 +147,12 @@ def reconstructions(model, x, labels=None, n=10, image_shape=None, path=None):
 
     Example:
 
-    >>> model = tfvae.conv_vae((32, 32, 3), (8, 16), 4)
-    >>> tfvae.plot.reconstructions(model, x_rgb, path="reconstructions.png")
+    >>> import tfvae
+    >>> (_, _), (x_test, _) = tfvae.datasets.load("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli")   # trained, in practice
+    >>> figure = tfvae.plot.reconstructions(model, x_test, n=8, path="reconstructions.png")
+    >>> figure.axes[0].images[0].get_array().shape   # 8 inputs above their reconstructions, 8x8 each
+    (17, 71)
     """
     x = np.asarray(x)[:n]
     labels = None if labels is None else np.asarray(labels)[:n]

@@ -84,7 +84,11 @@ class StandardNormal(Prior):
 
     Example:
 
-    >>> prior = StandardNormal()
+    >>> import tfvae
+    >>> from tfvae.priors import StandardNormal
+    >>> model = tfvae.mlp_vae(6, (4,), 2, prior=StandardNormal())   # the default
+    >>> model.prior.distribution(model)
+    <tfp.distributions.MultivariateNormalDiag ... batch_shape=[] event_shape=[2] dtype=float32>
     """
 
     def distribution(self, model):
@@ -152,7 +156,11 @@ class MixtureOfGaussians(_Mixture):
 
     Example:
 
+    >>> import tfvae
+    >>> from tfvae.priors import MixtureOfGaussians
     >>> model = tfvae.mlp_vae(64, (32,), 4, prior=MixtureOfGaussians(5))
+    >>> model.prior.means.shape, model.sample(3).shape
+    (TensorShape([5, 4]), TensorShape([3, 64]))
     """
 
     def __init__(self, num_components=10, log_scale_bound=5.0, **kwargs):
@@ -188,7 +196,11 @@ class VampPrior(_Mixture):
 
     Example:
 
+    >>> import tfvae
+    >>> from tfvae.priors import VampPrior
     >>> model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli", prior=VampPrior(20))
+    >>> model.prior.pseudo_inputs.shape   # 20 learned inputs shaped like x
+    TensorShape([20, 64])
     """
 
     def __init__(self, num_components=50, **kwargs):
@@ -213,7 +225,8 @@ def get(identifier, **context):
 
     Example:
 
-    >>> get("vamp").num_components
+    >>> from tfvae import priors
+    >>> priors.get("vamp").num_components
     50
     """
     return PRIORS.get("standard_normal" if identifier is None else identifier, **context)

@@ -25,13 +25,17 @@ class Registry:
             in error messages.
         base: the base class every part of the family derives from.
 
+    A family's module declares its registry and registers each class
+    (`PRIORS = Registry("prior", Prior)`, then `@PRIORS.register("vamp")`
+    on `class VampPrior(Prior)`).
+
     Example:
 
-    >>> PRIORS = Registry("prior", Prior)
-    >>> @PRIORS.register("standard_normal")
-    ... class StandardNormal(Prior): ...
-    >>> PRIORS.get("standard_normal")
-    <StandardNormal ...>
+    >>> from tfvae.priors import PRIORS
+    >>> PRIORS.names()
+    ['mixture', 'standard_normal', 'vamp']
+    >>> PRIORS.get({"class_name": "vamp", "config": {"num_components": 10}}).num_components
+    10
     """
 
     def __init__(self, family, base):

@@ -124,6 +124,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
 
     Example:
 
+    >>> from tfvae.run import train
     >>> result = train("digits", out="runs/tiny", epochs=1, hidden=(8,), latent_dim=2, verbose=0)
     >>> sorted(result["metrics"]), result["stopped"]
     (['elbo', 'kl', 'loss', 'reconstruction'], None)
@@ -367,6 +368,7 @@ def evaluate_run(run_dir, importance_samples=1000, seed=0):
 
     Example:
 
+    >>> from tfvae.run import evaluate_run, train
     >>> _ = train("digits", out="runs/digits", epochs=1, hidden=(8,), latent_dim=2, verbose=0)
     >>> results = evaluate_run("runs/digits", importance_samples=10)
     >>> results["importance_samples"], results["num_examples"]

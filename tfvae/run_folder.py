@@ -65,11 +65,15 @@ def read_options(run_dir):
 
     Example:
 
-    >>> import json, os
-    >>> os.makedirs("runs/old", exist_ok=True)
-    >>> with open("runs/old/run.json", "w") as handle:
+    >>> from tfvae import run, run_folder
+    >>> result = run.train("digits", out="runs/digits", hidden=(16,), latent_dim=2, epochs=1, verbose=0)
+    >>> options = run_folder.read_options("runs/digits")   # as `tfvae train --epochs 1 ...` writes it
+    >>> options["data"], options["epochs"], options["seed"]
+    ('digits', 1, 0)
+    >>> import json   # a run.json of the previous release reads as this one writes it
+    >>> with open("runs/digits/run.json", "w") as handle:
     ...     json.dump({"data": "digits", "num_samples": 5, "seed": 0}, handle)
-    >>> read_options("runs/old")
+    >>> run_folder.read_options("runs/digits")
     {'data': 'digits', 'seed': 0, 'iwae_samples': 5}
     """
     path = os.path.join(os.fspath(run_dir), RUN_JSON)
@@ -101,9 +105,10 @@ def data_path(data, run_dir):
     folder (`runs/NAME` under it). The first of these where the path exists
     is taken; if none has it, the current folder (the error then names it).
 
+    >>> import os
+    >>> from tfvae.run_folder import data_path
     >>> data_path("digits", "runs/digits")
     'digits'
-    >>> import os
     >>> data_path("data.csv", "runs/x") == os.path.abspath("data.csv")
     True
     """
@@ -249,13 +254,11 @@ def load_split(run_dir):
 
     Example:
 
-    >>> import json, os
-    >>> os.makedirs("runs/digits", exist_ok=True)
-    >>> with open("runs/digits/run.json", "w") as handle:
-    ...     json.dump({"data": "digits", "seed": 0}, handle)
-    >>> (x_train, _), (x_test, y_test), preprocessing = load_split("runs/digits")
-    >>> x_train.shape, x_test.shape, preprocessing["dataset"]
-    ((1437, 64), (360, 64), 'digits')
+    >>> from tfvae import run, run_folder
+    >>> result = run.train("digits", out="runs/digits", hidden=(16,), latent_dim=2, epochs=1, verbose=0)
+    >>> (x_train, _), (x_test, y_test), preprocessing = run_folder.load_split("runs/digits")
+    >>> x_train.shape, x_test.shape, preprocessing
+    ((1437, 64), (360, 64), {'dataset': 'digits', 'offset': 0.0, 'divisor': 16.0, 'binarize_threshold': 0.5})
     """
     options = read_options(run_dir)
     data = options["data"]
@@ -295,8 +298,12 @@ def lock(run_dir):
 
     Example:
 
-    >>> with lock("runs/digits"):
-    ...     pass  # train, write files
+    >>> from tfvae import run_folder
+    >>> with run_folder.lock("runs/digits"):   # train, write files; meanwhile another holder is refused:
+    ...     with run_folder.lock("runs/digits"):
+    ...         pass
+    Traceback (most recent call last):
+    tfvae.run_folder.RunFolderBusy: 'runs/digits' is in use by process ... (it holds runs/digits/.lock); ...
     """
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK)

@@ -30,7 +30,14 @@ def load_model(path):
 
     Example:
 
-    >>> model = tfvae.load_model("runs/digits/model.keras")
+    >>> import tfvae
+    >>> tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli").save("digits.keras")   # trained, in practice
+    >>> model = tfvae.load_model("digits.keras")
+    >>> model.likelihood_name, model.latent_dim
+    ('bernoulli', 2)
+    >>> tfvae.load_model("runs/digits/model.keras")   # no such file here
+    Traceback (most recent call last):
+    FileNotFoundError: Received an invalid value for `path`: expected an existing .keras file. ...
     """
     path = _checks.existing_file("path", path, ".keras", require_suffix=True)
     expected = "a .keras file saved by model.save"

@@ -34,6 +34,9 @@ def anomaly_score(model, x, labels=None):
 
     Example:
 
+    >>> import numpy as np
+    >>> import tfvae
+    >>> from tfvae.scores import anomaly_score
     >>> model = tfvae.mlp_vae(6, (4,), 2)
     >>> anomaly_score(model, np.zeros((3, 6), "float32")).shape
     TensorShape([3])

@@ -20,6 +20,7 @@ def trackers(objective):
     """`(loss_tracker, objective_trackers)`: a `keras.metrics.Mean` for the loss and each of the objective's metrics.
 
     >>> from tfvae import objectives
+    >>> from tfvae.steps import trackers
     >>> loss, others = trackers(objectives.ELBO())
     >>> loss.name, [tracker.name for tracker in others]
     ('loss', ['reconstruction', 'kl'])

@@ -25,7 +25,15 @@ def build_unbatched(model, feature_units):
 
     Example:
 
-    >>> build_unbatched(model, 128 + (model.num_classes or 0))
+    >>> import tfvae
+    >>> model = tfvae.mlp_vae(64, (128,), 8)   # VAE.__init__ calls build_unbatched(model, 128)
+    >>> model.summary()
+    Model: "vae..."
+    ...
+    │ z_mean (Dense)                  │ (None, 8)              │         1,032 │
+    ...
+    │ likelihood (Gaussian)           │ (None, 64)             │            64 │
+    ...
     """
     for head in (model.z_mean_head, model.z_log_sigma_head):
         if not head.built:

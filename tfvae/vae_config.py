@@ -53,7 +53,7 @@ def from_config(cls, config):
     >>> import tfvae
     >>> config = tfvae.mlp_vae(6, (4,), 2).get_config()
     >>> config["num_samples"] = 3  # as the previous release wrote it
-    >>> from_config(tfvae.VAE, config).iwae_samples
+    >>> tfvae.VAE.from_config(config).iwae_samples
     3
     """
     config = _renamed.new_keywords(config, RENAMED, warn=False)  # the file's age is not the caller's doing

@@ -53,6 +53,7 @@ def choose(jit_compile, kind, steps):
 
     Example:
 
+    >>> from tfvae.xla_choice import choose
     >>> choose("auto", "train", 150 * 23)   # the digits' default fit
     False
     """
