@@ -43,7 +43,7 @@ def run_one(prior, seed, epochs, num_samples):
     model = tfvae.mlp_vae(64, (128, 128), 8, likelihood="bernoulli", prior=prior)
     model.compile()
     model.fit(x_train, epochs=epochs, batch_size=64, verbose=0)
-    results = tfvae.evaluate(model, x_test, num_samples=num_samples, seed=seed)
+    results = tfvae.evaluate(model, x_test, importance_samples=num_samples, seed=seed)
     return {"prior": prior, "seed": seed, "nll": results["nll"], "nll_standard_error": results["nll_standard_error"],
             "elbo": results["elbo"], "kl": results["kl"], "active_units": results["active_units"]}
 

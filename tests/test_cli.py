@@ -166,7 +166,7 @@ def test_a_moved_data_file_is_named_with_what_to_do(tmp_path, capsys):
     import tfvae
 
     run = _run_folder(tmp_path, tmp_path / "moved_away.csv", tfvae.mlp_vae(5, (4,), 2))
-    status = cli.main(["evaluate", str(run), "--num-samples", "2"])
+    status = cli.main(["evaluate", str(run), "--importance-samples", "2"])
     err = capsys.readouterr().err
     assert status == 2 and len(err.splitlines()) == 1, err
     assert str(tmp_path / "moved_away.csv") in err and "no longer there" in err and "move it back" in err
@@ -178,7 +178,7 @@ def test_data_of_another_width_than_the_model_is_named_with_what_to_do(tmp_path,
 
     np.savetxt(tmp_path / "table.csv", np.random.default_rng(0).normal(size=(30, 4)), delimiter=",")
     run = _run_folder(tmp_path, tmp_path / "table.csv", tfvae.mlp_vae(5, (4,), 2))
-    status = cli.main(["evaluate", str(run), "--num-samples", "2"])
+    status = cli.main(["evaluate", str(run), "--importance-samples", "2"])
     err = capsys.readouterr().err
     assert status == 2 and len(err.splitlines()) == 1, err
     assert "rows of shape (5,)" in err and "now have shape (4,)" in err and "Restore the data" in err
@@ -205,7 +205,7 @@ def test_train_on_a_folder_of_pngs_in_memory_and_streamed_then_evaluate_elsewher
         assert model.event_shape == (16, 24, 3)
         assert (tmp_path / run / "reconstructions.png").exists()
     monkeypatch.chdir(tmp_path / "in_memory")  # the absolute path in run.json is found from anywhere
-    assert cli.main(["evaluate", str(tmp_path / "streamed"), "--num-samples", "2"]) == 0, capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "streamed"), "--importance-samples", "2"]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -97,8 +97,8 @@ def test_q_equal_to_the_exact_posterior_gives_log_px_exactly_and_finds_the_dead_
     x = _sample_x(kernel, BIAS, SCALE, 50, seed=1)
     exact = _exact_log_px(x, kernel, BIAS, SCALE)
 
-    np.testing.assert_allclose(model.log_likelihood(x, num_samples=1), exact, atol=1e-3)
-    results = tfvae.evaluate(model, x, num_samples=10, elbo_samples=400)
+    np.testing.assert_allclose(model.log_likelihood(x, importance_samples=1), exact, atol=1e-3)
+    results = tfvae.evaluate(model, x, importance_samples=10, elbo_samples=400)
     assert results["nll"] == pytest.approx(-exact.mean(), abs=1e-3)
     # KL(q || p(z|x)) = 0: the ELBO is log p(x) too (up to its sampled reconstruction term).
     assert results["elbo"] == pytest.approx(exact.mean(), abs=0.05)
@@ -120,7 +120,7 @@ def test_k1000_estimate_matches_the_exact_log_likelihood_and_the_elbo_is_below_i
     exact_elbo = -(reconstruction + kl)
     assert exact_elbo.mean() < exact.mean() - 0.4  # the setting has a real gap to close
 
-    results = tfvae.evaluate(model, x, num_samples=1000, elbo_samples=400, seed=0)
+    results = tfvae.evaluate(model, x, importance_samples=1000, elbo_samples=400, seed=0)
 
     # The k=1000 estimate closes the 0.45-nat gap to within 0.01 nats on average.
     assert results["nll"] == pytest.approx(-exact.mean(), abs=0.01)
@@ -131,10 +131,10 @@ def test_k1000_estimate_matches_the_exact_log_likelihood_and_the_elbo_is_below_i
     assert results["elbo"] == pytest.approx(exact_elbo.mean(), abs=0.02)
     assert results["elbo"] < -results["nll"] - 0.4
     # Per example too: typically within 0.03 nats of its exact log p(x), never far off.
-    error = np.abs(model.log_likelihood(x, num_samples=1000, seed=0) - exact)
+    error = np.abs(model.log_likelihood(x, importance_samples=1000, seed=0) - exact)
     assert np.median(error) < 0.03 and np.max(error) < 0.25, (np.median(error), np.max(error))
     # Few samples give a visibly looser bound: k matters.
-    few = tfvae.evaluate(model, x, num_samples=2, elbo_samples=10, seed=0)
+    few = tfvae.evaluate(model, x, importance_samples=2, elbo_samples=10, seed=0)
     assert few["nll"] > results["nll"] + 0.1
 
 
@@ -151,7 +151,7 @@ def test_trained_linear_vae_with_a_learned_scale_matches_its_exact_log_likelihoo
     assert not np.allclose(scale, scale[0])  # the scales really are learned per feature
     exact = _gaussian_log_prob(x, bias, kernel.T @ kernel + np.diag(scale**2))
 
-    results = tfvae.evaluate(model, x, num_samples=1000, seed=0)
+    results = tfvae.evaluate(model, x, importance_samples=1000, seed=0)
 
     assert results["nll"] == pytest.approx(-exact.mean(), abs=0.01)
     # Trained, q is close to the exact posterior and the gap nearly closed: the
@@ -162,9 +162,9 @@ def test_trained_linear_vae_with_a_learned_scale_matches_its_exact_log_likelihoo
 def test_same_seed_same_numbers_other_seed_other_samples_and_json_ready(digits):
     (_, _), (x_test, _) = digits
     model = tfvae.mlp_vae(64, (16,), 3, likelihood="bernoulli")
-    first = tfvae.evaluate(model, x_test[:40], num_samples=20, seed=5)
-    other = tfvae.evaluate(model, x_test[:40], num_samples=20, seed=6)
-    assert first == tfvae.evaluate(model, x_test[:40], num_samples=20, seed=5)
+    first = tfvae.evaluate(model, x_test[:40], importance_samples=20, seed=5)
+    other = tfvae.evaluate(model, x_test[:40], importance_samples=20, seed=6)
+    assert first == tfvae.evaluate(model, x_test[:40], importance_samples=20, seed=5)
     # Another seed draws other samples: estimates of the same numbers, not copies.
     assert other["nll"] != first["nll"] and other["elbo"] != first["elbo"]
     assert other["nll"] == pytest.approx(first["nll"], abs=1.0)
@@ -184,14 +184,14 @@ def test_the_evaluation_functions_are_traced_once_for_every_batch_size(digits, m
     monkeypatch.setattr(model, "posterior", lambda *args, **kwargs: traces.append(1) or posterior(*args, **kwargs))
     reconstruction, kl, _ = elbo_parts(model, x_test[:50], elbo_samples=4, batch_size=16)
     assert len(traces) == 1 and reconstruction.shape == kl.shape == (50,)
-    log_px = model.log_likelihood(x_test[:50], num_samples=20, batch_size=16, samples_per_chunk=8, seed=0)
+    log_px = model.log_likelihood(x_test[:50], importance_samples=20, batch_size=16, samples_per_chunk=8, seed=0)
     assert model._log_weights_chunk.experimental_get_tracing_count() == 1 and log_px.shape == (50,)
 
 
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        ({"num_samples": 0}, "num_samples=0"),
+        ({"importance_samples": 0}, "importance_samples=0"),
         ({"x": np.zeros((3, 7))}, "shape"),
         ({"labels": [1, 2]}, "labels"),
         ({"active_threshold": -1.0}, "active_threshold=-1.0"),
@@ -210,26 +210,26 @@ def test_conditional_model_needs_its_labels(digits):
     (_, _), (x_test, y_test) = digits
     model = tfvae.mlp_vae(64, (8,), 2, likelihood="bernoulli", num_classes=10)
     with pytest.raises(ValueError, match="labels"):
-        tfvae.evaluate(model, x_test[:10], num_samples=5)
-    results = tfvae.evaluate(model, x_test[:10], labels=y_test[:10], num_samples=5)
+        tfvae.evaluate(model, x_test[:10], importance_samples=5)
+    results = tfvae.evaluate(model, x_test[:10], labels=y_test[:10], importance_samples=5)
     assert np.isfinite(results["nll"])
 
 
 def test_cli_trains_a_conditional_iwae_run_and_evaluates_it(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    argv = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--num-samples", "3",
+    argv = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--iwae-samples", "3",
             "--conditional", "--out", str(run_dir)]
     assert cli.main(argv) == 0
     options = json.loads((run_dir / "run.json").read_text())
-    assert options["num_samples"] == 3 and options["conditional"] is True
+    assert options["iwae_samples"] == 3 and options["conditional"] is True
     model = keras.saving.load_model(run_dir / "model.keras")
-    assert model.num_samples == 3 and model.num_classes == 10
+    assert model.iwae_samples == 3 and model.num_classes == 10
     capsys.readouterr()
 
-    assert cli.main(["evaluate", str(run_dir), "--num-samples", "7"]) == 0
+    assert cli.main(["evaluate", str(run_dir), "--importance-samples", "7"]) == 0
     printed = capsys.readouterr().out
     results = json.loads((run_dir / "evaluation.json").read_text())
-    assert results["num_samples"] == 7 and results["num_examples"] == 360
+    assert results["importance_samples"] == 7 and results["num_examples"] == 360
     assert f"{results['nll']:.2f}" in printed and "NLL, k=7" in printed
 
     assert cli.main(["evaluate", str(tmp_path / "missing")]) == 2

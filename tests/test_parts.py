@@ -233,7 +233,7 @@ def test_objective_metrics_are_the_models_metrics():
 def test_shortcuts_build_the_same_objective_and_refuse_to_mix():
     model = _tiny_vae(objective=None)
     assert isinstance(model.objective, objectives.ELBO)
-    shortcut = tfvae.mlp_vae(FEATURES, (4,), LATENT, num_samples=3, beta=0.5)
+    shortcut = tfvae.mlp_vae(FEATURES, (4,), LATENT, iwae_samples=3, beta=0.5)
     assert isinstance(shortcut.objective, objectives.IWAE) and shortcut.objective.get_config() == {
         "num_samples": 3, "beta": 0.5, "kl_warmup_steps": 0}
     assert "objective" not in shortcut.get_config() and "prior" not in shortcut.get_config()
@@ -286,11 +286,11 @@ def test_variant_fits_evaluates_and_exports_with_parity(variant, tmp_path):
     x_train, x_test = _digits(kind)
     keras.utils.set_random_seed(0)
     model = tfvae.mlp_vae(64, (64,), 4, **options)
-    untrained = tfvae.evaluate(model, x_test, num_samples=20)
+    untrained = tfvae.evaluate(model, x_test, importance_samples=20)
     model.compile()
     history = model.fit(x_train, epochs=30, batch_size=64, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
-    results = tfvae.evaluate(model, x_test, num_samples=20)
+    results = tfvae.evaluate(model, x_test, importance_samples=20)
     assert np.isfinite(results["nll"]) and results["nll"] < untrained["nll"] - 1.0, (untrained["nll"], results["nll"])
 
     saved = export.saved_model(model, tmp_path / "saved_model", parity_data=x_test)

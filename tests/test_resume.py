@@ -205,3 +205,29 @@ def test_two_seeded_deterministic_runs_give_identical_weights(tmp_path):
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+
+
+def test_a_run_folder_of_the_previous_release_resumes_and_evaluates(tmp_path, monkeypatch, capsys):
+    # The previous release recorded the data path as typed (relative to where `tfvae train` ran), the
+    # IWAE k as `num_samples`, and fewer options; the same command with --resume must continue its run.
+    from tfvae import run
+
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "table.npy", np.random.default_rng(0).random((80, 6)).astype("float32"))
+    args = ["train", "--data", "table.npy", "--epochs", "3", "--hidden", "4", "--latent-dim", "2",
+            "--batch-size", "16", "--num-samples", "2", "--out", "runs/table"]
+    with pytest.raises(KeyboardInterrupt):
+        run.train(data="table.npy", out="runs/table", epochs=3, hidden=(4,), latent_dim=2, batch_size=16,
+                  iwae_samples=2, verbose=0, callbacks=[_Interrupt(1, 0)])
+    _atomic.wait_for_writes()
+    run_json = tmp_path / "runs" / "table" / "run.json"
+    previous = dict(data="table.npy", latent_dim=2, hidden=[4], likelihood="gaussian", beta=1.0, num_samples=2,
+                    conditional=False, epochs=3, batch_size=16, learning_rate=0.001, seed=0)
+    run_json.write_text(json.dumps(previous))
+    assert cli.main([*args, "--resume"]) == 0, capsys.readouterr().err
+    assert _epochs((tmp_path / "runs" / "table" / "history.csv").read_text()) == [0, 1, 2]
+    assert json.loads(run_json.read_text()) == previous  # left as it was written
+
+    monkeypatch.chdir(tmp_path / "runs")  # elsewhere: the path is found beside the folder that holds the run
+    assert cli.main(["evaluate", "table", "--num-samples", "3"]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "runs" / "table" / "evaluation.json").read_text())["importance_samples"] == 3

@@ -21,7 +21,7 @@ CONFIGS = {
     "mlp_no_hidden": lambda: tfvae.mlp_vae(6, (), 2),
     "conv": lambda: tfvae.conv_vae((8, 8, 1), (4, 8), 2),
     "conditional": lambda: tfvae.mlp_vae(6, (4,), 2, num_classes=3),
-    "iwae": lambda: tfvae.mlp_vae(6, (4,), 2, num_samples=4),
+    "iwae": lambda: tfvae.mlp_vae(6, (4,), 2, iwae_samples=4),
     "beta_free_bits_warmup": lambda: tfvae.mlp_vae(6, (4,), 2, beta=2.0, free_bits=0.1, kl_warmup_steps=5),
 }
 
@@ -135,11 +135,11 @@ def test_log_likelihood_is_above_the_elbo_and_chunking_does_not_change_it(digits
     (_, _), (x_test, _) = digits
     model = tfvae.mlp_vae(64, (16,), 3, likelihood="bernoulli")
     x = x_test[:20]
-    log_px = model.log_likelihood(x, num_samples=200, samples_per_chunk=64, batch_size=7, seed=0)
+    log_px = model.log_likelihood(x, importance_samples=200, samples_per_chunk=64, batch_size=7, seed=0)
     assert log_px.shape == (20,)
     elbo = np.mean([model.elbo(x).numpy() for _ in range(20)], axis=0)
     assert log_px.mean() > elbo.mean()
-    log_px_one_chunk = model.log_likelihood(x, num_samples=200, samples_per_chunk=200, batch_size=20, seed=1)
+    log_px_one_chunk = model.log_likelihood(x, importance_samples=200, samples_per_chunk=200, batch_size=20, seed=1)
     # Different chunks draw different samples: the estimates agree on average
     # (a chunking error such as a wrong log k would shift them by >= 1 nat).
     assert abs(log_px.mean() - log_px_one_chunk.mean()) < 0.4
@@ -266,7 +266,7 @@ def test_vae_accepts_any_keras_bodies_and_event_shape():
         (dict(likelihood="laplace"), r"`likelihood`.*'laplace'"),
         (dict(beta=-1.0), r"`beta`.*beta=-1.0"),
         (dict(free_bits=float("nan")), r"`free_bits`"),
-        (dict(num_samples=0), r"`num_samples`"),
+        (dict(iwae_samples=0), r"`iwae_samples`"),
         (dict(kl_warmup_steps=-3), r"`kl_warmup_steps`"),
         (dict(hidden_units=(4, -1)), r"`hidden_units`"),
         (dict(input_dim=2.5), r"`input_dim`"),

@@ -112,14 +112,13 @@ def start_up_outside_gc():
 
     For a command's own process only. Importing TensorFlow, Keras and
     TensorFlow Probability creates about half a million objects that live as
-    long as the process, and Python's collector keeps walking them: seven
-    full collections took 1.3-1.6 s of `tfvae train`'s 8-10 s of imports, and
-    one more, in its first epoch or its evaluation, 0.34-0.52 s. In this block the
+    long as the process, and Python's collector keeps walking them: full
+    collections during the imports, and one more after them, cost a
+    noticeable part of a command's start-up. In this block the
     collector is off; at its end the objects alive are frozen (`gc.freeze`,
     left out of every later collection) and the collector is switched back
-    on for newer objects. Measured (`from tfvae import run`, `tfvae.plot` and
-    matplotlib, 4 alternating runs): imports 7.2-7.3 s against 8.0-9.5 s, and
-    6,179 objects of garbage kept (6 MB more memory at the peak). Never in a
+    on for newer objects, at the price of the little garbage the imports
+    leave being kept for good. Never in a
     library call: a caller's objects frozen here could not be collected once
     they become garbage in a reference cycle.
 
@@ -152,8 +151,8 @@ def ctrl_c_held():
     `KeyboardInterrupt` raised inside such code leaves a flag behind, and
     the interpreter then ends the process with SIGINT (status -2 to a
     parent such as `subprocess`) even after the command caught the
-    interrupt and returned 130 (seen once in 67 Ctrl-Cs at random moments of
-    the imports, `/tmp/R/kiflag.py`). Held until the imports are done, the
+    interrupt and returned 130 (rare: a Ctrl-C at a random moment of the
+    imports). Held until the imports are done, the
     interrupt is raised in the command's own code, which reports it and
     exits with 130. The block runs as it is where Python does not deliver
     SIGINT as `KeyboardInterrupt` (ignored, or another handler installed) or

@@ -310,7 +310,7 @@ def hand_initial_epoch_to_fit(model, epoch):
 
 
 class VariableReader:
-    """Reads a list of variables in one compiled call (copying them one by one cost ~0.2 ms each).
+    """Reads a list of variables in one compiled call (copying them one by one costs a call each).
 
     The tensors returned keep their values when the variables are updated
     afterwards (TensorFlow copies a variable's buffer before updating it in

@@ -2,10 +2,11 @@
 
 import keras
 
-from tfvae import _checks, likelihoods
+from tfvae import _checks, _renamed, likelihoods
 from tfvae.vae import VAE
 
 
+@_renamed.keywords(num_samples="iwae_samples")  # warns at the caller's line
 def mlp_vae(input_dim, hidden_units, latent_dim, likelihood="gaussian", activation="relu", num_classes=None, **kwargs):
     """A VAE with Dense bodies: `input_dim -> hidden_units -> latent_dim` and back.
 
@@ -58,6 +59,7 @@ def mlp_vae(input_dim, hidden_units, latent_dim, likelihood="gaussian", activati
     return VAE(encoder, decoder, latent_dim, likelihood=likelihood, num_classes=num_classes, **kwargs)
 
 
+@_renamed.keywords(num_samples="iwae_samples")
 def conv_vae(input_shape, filters, latent_dim, likelihood="bernoulli", kernel_size=3, activation="relu", num_classes=None, **kwargs):
     """A VAE with convolutional bodies for images of shape `(height, width, channels)`.
 

@@ -1,11 +1,13 @@
 """The `tfvae` command: thin argument parsing over `tfvae.run`.
 
     tfvae train [--data digits|FILE|FOLDER] [--epochs 150] ... [--strategy mirrored] [--resume | --overwrite]
-    tfvae evaluate RUN_DIR [--num-samples 1000]
+    tfvae evaluate RUN_DIR [--importance-samples 1000]
 
 Exit status: 0 done, 1 failed (training stopped on a non-finite loss, a full
 disk or unwritable folder, a run folder in use), 2 bad input, 130 Ctrl-C.
-Errors are one line on stderr (see `tfvae._cli`).
+Errors are one line on stderr (see `tfvae._cli`). The previous release's
+`--num-samples` still works in both commands, saying in one line what it is
+called now (`tfvae._renamed`).
 """
 
 import argparse
@@ -13,7 +15,7 @@ import os
 import shlex
 import sys
 
-from tfvae import _cli
+from tfvae import _cli, _renamed
 
 
 def _hidden(text):
@@ -59,8 +61,10 @@ def build_parser():
     train.add_argument("--batch-size", type=int, default=d["batch_size"], help="examples per step")
     train.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate")
     train.add_argument("--seed", type=int, default=d["seed"], help="seeds weights, sampling and the data split")
-    train.add_argument("--num-samples", type=int, default=d["num_samples"],
-                       help="k > 1 trains on the k-sample importance-weighted bound (IWAE)")
+    train.add_argument("--iwae-samples", type=int, default=d["iwae_samples"], metavar="K",
+                       help="K > 1 trains on the K-sample importance-weighted bound (IWAE)")
+    train.add_argument("--num-samples", dest="iwae_samples", type=int, new="--iwae-samples",
+                       action=_renamed.RenamedFlag, help=argparse.SUPPRESS)
     train.add_argument("--conditional", action="store_true", default=d["conditional"],
                        help="a conditional VAE on the dataset's class labels (named datasets only)")
     train.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
@@ -78,7 +82,10 @@ def build_parser():
         "evaluate", help="test ELBO, k-sample NLL, bits/dim and active units of a run; writes evaluation.json"
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `tfvae train`")
-    evaluate.add_argument("--num-samples", type=int, default=1000, help="importance samples per example")
+    evaluate.add_argument("--importance-samples", type=int, default=1000, metavar="K",
+                          help="importance samples per example for the NLL")
+    evaluate.add_argument("--num-samples", dest="importance_samples", type=int, new="--importance-samples",
+                          action=_renamed.RenamedFlag, help=argparse.SUPPRESS)
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
     return parser
 
@@ -105,7 +112,7 @@ def main(argv=None):
         command = f"tfvae {args.command}"
         if args.command == "train":
             return _train(run, args, command)
-        results = run.evaluate_run(args.run_dir, num_samples=args.num_samples, seed=args.seed)
+        results = run.evaluate_run(args.run_dir, importance_samples=args.importance_samples, seed=args.seed)
         from tfvae.evaluation import format_evaluation
 
         print(format_evaluation(results))
@@ -124,7 +131,7 @@ def _train(run, args, command):
     result = run.train(
         data=args.data, out=args.out, latent_dim=args.latent_dim, hidden=args.hidden,
         likelihood=args.likelihood, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, num_samples=args.num_samples,
+        learning_rate=args.learning_rate, seed=args.seed, iwae_samples=args.iwae_samples,
         conditional=args.conditional, prior=args.prior, objective=args.objective, strategy=args.strategy,
         resume=args.resume,
         deterministic=args.deterministic, backup_every=args.backup_every, overwrite=args.overwrite,

@@ -27,13 +27,13 @@ it; nothing is timed, so the same model, data and arguments always take
 the same path:
 
 * the fit runs at least `tfvae.xla_choice.AUTO_XLA_MIN_STEPS` (5000)
-  training steps (`epochs` x batches per epoch): XLA's compile time (about
-  2 s for the digits MLP) is not repaid by shorter fits (the digits' default
-  150 epochs of 23 batches is 3,450 steps);
+  training steps (`epochs` x batches per epoch): XLA's compile time is not
+  repaid by shorter fits (`tfvae train`'s default digits run, 150 epochs of
+  23 batches, is 3,450 steps);
 * the traced step holds no op whose type name contains a word of
   `tfvae.xla_choice.SLOW_UNDER_XLA` (`Conv`, `Pool`, `While`): XLA's CPU
-  convolutions and pooling are far slower than TensorFlow's kernels (the
-  Keras example's ConvNet over 20x), and loops (a recurrent layer) are kept
+  convolutions and pooling are far slower than TensorFlow's kernels, and
+  loops (a recurrent layer) are kept
   off too, whatever layer or custom code emitted them;
 * op determinism is off (as with Keras' own "auto"); validation never uses
   XLA (a few batches an epoch).

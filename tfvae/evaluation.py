@@ -25,7 +25,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, losses, objectives
+from tfvae import _checks, _renamed, losses, objectives
 from tfvae.epoch_loop import any_rows
 from tfvae.vae import VAE
 
@@ -33,15 +33,17 @@ from tfvae.vae import VAE
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_threshold=ACTIVE_UNIT_THRESHOLD,
-             batch_size=128, samples_per_chunk=128, seed=0):
+@_renamed.keywords(num_samples="importance_samples")
+def evaluate(model, x, labels=None, importance_samples=1000, elbo_samples=100,
+             active_threshold=ACTIVE_UNIT_THRESHOLD, batch_size=128, samples_per_chunk=128, seed=0):
     """Test ELBO and its parts, k-sample NLL, bits per dimension and active units.
 
     Args:
         model: a `tfvae.VAE`.
         x: test examples, array `(n,) + model.event_shape`.
         labels: class ids or one-hot rows, for a conditional model (else None).
-        num_samples: positive int k, importance samples per example for the NLL.
+        importance_samples: positive int k, importance samples per example
+            for the NLL (`num_samples` is its deprecated old name).
         elbo_samples: positive int, samples z ~ q(z|x) per example averaged
             to estimate E_q[log p(x|z)] (the KL is exact).
         active_threshold: float >= 0; a unit is active when the variance of
@@ -52,7 +54,7 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
 
     Returns:
         A dict of plain Python numbers and lists (JSON-serializable):
-        `num_examples`, `num_dimensions`, `latent_dim`, `num_samples`,
+        `num_examples`, `num_dimensions`, `latent_dim`, `importance_samples`,
         `elbo`, `reconstruction`, `kl`, `nll`, `nll_standard_error` (of the
         mean over examples), `bits_per_dim`, `active_units` (count),
         `active_unit_indices`, `posterior_mean_variance` (per unit) and
@@ -65,15 +67,17 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
 
     Example:
 
+    >>> import tfvae
     >>> (x_train, _), (x_test, _) = tfvae.datasets.load("digits", binarize=True)
-    >>> model = tfvae.mlp_vae(64, (32,), 4, likelihood="bernoulli")
-    >>> model.compile(); model.fit(x_train, epochs=5, verbose=0)
-    >>> results = tfvae.evaluate(model, x_test, num_samples=100)
-    >>> print(tfvae.format_evaluation(results))
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli")
+    >>> model.compile(); _ = model.fit(x_train, epochs=1, verbose=0)
+    >>> results = tfvae.evaluate(model, x_test, importance_samples=10, elbo_samples=2)
+    >>> results["importance_samples"], results["num_examples"], results["nll"] <= -results["elbo"] + 1
+    (10, 360, True)
     """
     _checks.instance("model", model, VAE, "a tfvae.VAE")
     x = _checks.float_array("x", x, model.event_shape)
-    num_samples = _checks.positive_int("num_samples", num_samples)
+    importance_samples = _checks.positive_int("importance_samples", importance_samples)
     elbo_samples = _checks.positive_int("elbo_samples", elbo_samples)
     active_threshold = _checks.non_negative_float("active_threshold", active_threshold)
     batch_size = _checks.positive_int("batch_size", batch_size)
@@ -82,7 +86,7 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
         labels = _checks.class_labels("labels", labels, model.num_classes, rows=len(x))
 
     reconstruction, kl, z_mean = elbo_parts(model, x, labels, elbo_samples, batch_size, seed)
-    log_px = model.log_likelihood(x, num_samples=num_samples, labels=labels, batch_size=batch_size,
+    log_px = model.log_likelihood(x, importance_samples=importance_samples, labels=labels, batch_size=batch_size,
                                   samples_per_chunk=samples_per_chunk, seed=seed)
     nll = -float(np.mean(log_px))
     variance = np.var(z_mean, axis=0)
@@ -92,7 +96,7 @@ def evaluate(model, x, labels=None, num_samples=1000, elbo_samples=100, active_t
         "num_examples": int(len(x)),
         "num_dimensions": num_dimensions,
         "latent_dim": int(model.latent_dim),
-        "num_samples": num_samples,
+        "importance_samples": importance_samples,
         "elbo": -float(np.mean(reconstruction + kl)),
         "reconstruction": float(np.mean(reconstruction)),
         "kl": float(np.mean(kl)),
@@ -152,20 +156,26 @@ def format_evaluation(results):
 
     Args:
         results: the dict returned by `evaluate` (or read back from
-            `evaluation.json`).
+            `evaluation.json`, also one of the previous release, which
+            calls k `num_samples`).
 
     Returns:
         A multi-line string, one metric per line.
 
     Example:
 
-    >>> print(format_evaluation(tfvae.evaluate(model, x_test)))
-    metric                                      value
-    ------------------------------------------  ---------------
-    examples                                    360
-    ...
+    >>> import tfvae
+    >>> (_, _), (x_test, _) = tfvae.datasets.load("digits", binarize=True)
+    >>> model = tfvae.mlp_vae(64, (16,), 2, likelihood="bernoulli")
+    >>> print(tfvae.format_evaluation(tfvae.evaluate(model, x_test, importance_samples=10, elbo_samples=2)))
+    metric  value
+    ---...
+    examples  360
+    ELBO (nats/example)  ...
+    NLL, k=10 importance samples (nats/example)  ...
+    active units (Var_x E[z|x] > 0.01)  ...
     """
-    k = results["num_samples"]
+    k = results["importance_samples"] if "importance_samples" in results else results["num_samples"]
     active = ", ".join(map(str, results["active_unit_indices"]))
     rows = [
         ("examples", f"{results['num_examples']}"),

@@ -169,8 +169,7 @@ class FastFit:
 
         Keras resets the metrics before each epoch's training call, and that
         call (the epoch function) resets them at its start: a compiled call
-        less per epoch (0.23-0.3 ms on this 2-core CPU, and the trace of that
-        call). Until it runs, `get_metrics_result` reads zeros (it resets them
+        (and its trace) less per epoch. Until it runs, `get_metrics_result` reads zeros (it resets them
         first); a metric's own `result()`, read in a callback's
         `on_epoch_begin`, still gives the values of the last epoch or
         validation.
@@ -184,9 +183,8 @@ class FastFit:
         """`get_metrics_result` during `fit`: the first read after an epoch takes the epoch call's results.
 
         Keras reads the metrics right after each epoch's training call, which
-        computed them at its end (one compiled call less per epoch: a digits
-        MLP epoch with validation took 16.9 ms against 18.0 ms); later reads
-        run one compiled call.
+        computed them at its end (one compiled call less per epoch); later
+        reads run one compiled call.
         """
         results, self._results = self._results, None
         if results is None:
@@ -258,8 +256,8 @@ class FastFit:
         The Python step is traced once, for batches of any size, and the
         batches run in an in-graph loop. Without XLA the loop takes every
         batch, so the epoch's graph holds the step once (TensorFlow optimizes
-        that graph before its first run: about 0.5 s less for the digits MLP
-        than with a second copy for the partial batch). Under XLA the loop
+        that graph before its first run, which takes longer with a second
+        copy for the partial batch). Under XLA the loop
         takes the full batches (XLA needs static shapes) and the partial last
         batch calls the same traced step after it, without XLA, so that XLA
         compiles one step, not two.

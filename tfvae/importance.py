@@ -18,13 +18,13 @@ from tfvae import _checks
 from tfvae.epoch_loop import any_rows
 
 
-def log_likelihood(model, x, num_samples=1000, labels=None, batch_size=128, samples_per_chunk=128, seed=None):
+def log_likelihood(model, x, importance_samples=1000, labels=None, batch_size=128, samples_per_chunk=128, seed=None):
     """Importance-weighted estimate of log p(x) per example (IWAE, k samples).
 
     Args:
         model: a `tfvae.VAE`.
         x: a checked float32 tensor `(n,) + event_shape`.
-        num_samples: positive int k.
+        importance_samples: positive int k.
         labels: class labels of a conditional model.
         batch_size, samples_per_chunk: positive ints, the size of a chunk of work.
         seed: None or an int; a stateless seed per chunk makes results reproducible.
@@ -32,7 +32,7 @@ def log_likelihood(model, x, num_samples=1000, labels=None, batch_size=128, samp
     Returns:
         A float32 numpy array `(n,)`, in nats.
     """
-    num_samples = _checks.positive_int("num_samples", num_samples)
+    importance_samples = _checks.positive_int("importance_samples", importance_samples)
     batch_size = _checks.positive_int("batch_size", batch_size)
     samples_per_chunk = _checks.positive_int("samples_per_chunk", samples_per_chunk)
     seed = _checks.seed("seed", seed)
@@ -47,8 +47,8 @@ def log_likelihood(model, x, num_samples=1000, labels=None, batch_size=128, samp
         x_batch = x[start:start + batch_size]
         labels_batch = None if one_hot is None else one_hot[start:start + batch_size]
         total = tf.fill([x_batch.shape[0]], -np.inf)
-        for done in range(0, num_samples, samples_per_chunk):
-            k = min(samples_per_chunk, num_samples - done)
+        for done in range(0, importance_samples, samples_per_chunk):
+            k = min(samples_per_chunk, importance_samples - done)
             # A stateless seed per chunk. (tf.random.set_seed only reached the
             # first trace of the chunk's function: later calls repeated the
             # first call's samples whatever their seed.)
@@ -56,5 +56,5 @@ def log_likelihood(model, x, num_samples=1000, labels=None, batch_size=128, samp
             chunk += 1
             log_weights, _ = model._log_weights_chunk(x_batch, labels_batch, tf.constant(k), chunk_seed)
             total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_weights, 0)]), 0)
-        results.append(total - np.log(num_samples))
+        results.append(total - np.log(importance_samples))
     return tf.concat(results, 0).numpy()

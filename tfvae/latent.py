@@ -45,16 +45,14 @@ def reparameterized_sample(posterior, seed=None, sample_shape=()):
     `posterior.sample` does), with the noise drawn here when `seed` is given,
     as `tf.random.stateless_normal(..., alg="philox")`. Naming the algorithm
     matters under XLA: with the default "auto_select" and a seed that
-    changes every step, XLA's CPU code runs about ten times slower (9.5 ms
-    against 0.9 ms for 23 draws of 64 x 8, measured), which made sampling a
-    third of an XLA training step.
+    changes every step, XLA's CPU code for the draw is many times slower,
+    enough to dominate a small model's XLA training step.
 
     The noise's shape is that of `loc` and `scale_diag` broadcast together,
     which is the posterior's `batch_shape + event_shape`: TFP's
-    `batch_shape_tensor()` derives the same through its bijectors, in 47
-    graph ops when the batch size is known only as the step runs, where this
-    takes 3 (tests/test_latent.py checks that shapes and values agree; the
-    speed it gave is in docs/training.md).
+    `batch_shape_tensor()` derives the same through its bijectors, in many
+    more graph ops when the batch size is known only as the step runs
+    (tests/test_latent.py checks that shapes and values agree).
 
     Args:
         posterior: a `tfd.MultivariateNormalDiag`.

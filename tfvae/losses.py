@@ -22,8 +22,8 @@ def kl_divergence(posterior, prior):
     Both are diagonal Gaussians, so the KL is the sum over dimensions of
     TFP's Normal-to-Normal KL: the value of `tfd.kl_divergence(posterior,
     prior)`, whose general formula for Gaussians (through linear operators)
-    traced 232 graph ops with its gradient where this traces 93, in a step
-    that runs them for every batch (docs/training.md).
+    traces several times as many graph ops with its gradient, in a step
+    that runs them for every batch.
 
     Args:
         posterior: a `tfd.MultivariateNormalDiag`, batch shape `(batch,)`.

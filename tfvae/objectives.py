@@ -313,31 +313,31 @@ def get(identifier, **context):
     return OBJECTIVES.get(identifier, **context)
 
 
-def resolve(objective=None, beta=1.0, free_bits=0.0, kl_warmup_steps=0, num_samples=1):
+def resolve(objective=None, beta=1.0, free_bits=0.0, kl_warmup_steps=0, iwae_samples=1):
     """`tfvae.VAE`'s objective: `objective` if given (the shortcuts then at their defaults), else `from_shortcuts`.
 
     Raises:
         ValueError: for an invalid shortcut, or shortcuts beside an `objective`.
     """
-    shortcuts = from_shortcuts(beta, free_bits, kl_warmup_steps, num_samples)
+    shortcuts = from_shortcuts(beta, free_bits, kl_warmup_steps, iwae_samples)
     if objective is None:
         return shortcuts
-    if (float(beta), float(free_bits), int(kl_warmup_steps), int(num_samples)) != (1.0, 0.0, 0, 1):
-        raise ValueError(_checks.invalid("objective", "None when beta, free_bits, kl_warmup_steps or num_samples "
+    if (float(beta), float(free_bits), int(kl_warmup_steps), int(iwae_samples)) != (1.0, 0.0, 0, 1):
+        raise ValueError(_checks.invalid("objective", "None when beta, free_bits, kl_warmup_steps or iwae_samples "
                                          "is given (pass them to the objective)", objective))
     return get(objective)
 
 
-def from_shortcuts(beta=1.0, free_bits=0.0, kl_warmup_steps=0, num_samples=1):
+def from_shortcuts(beta=1.0, free_bits=0.0, kl_warmup_steps=0, iwae_samples=1):
     """The objective that `tfvae.VAE`'s keyword arguments describe: the ELBO, or IWAE(k) for k > 1.
 
     Raises:
         ValueError: for free bits with k > 1 (free bits apply to the one-sample ELBO).
     """
-    num_samples = _checks.positive_int("num_samples", num_samples)
-    if num_samples == 1:
+    iwae_samples = _checks.positive_int("iwae_samples", iwae_samples)
+    if iwae_samples == 1:
         return ELBO(beta, free_bits, kl_warmup_steps)
     if _checks.non_negative_float("free_bits", free_bits):
         raise ValueError(_checks.invalid(
-            "free_bits", "0 when num_samples > 1 (free bits apply to the one-sample ELBO)", free_bits))
-    return IWAE(num_samples, beta, kl_warmup_steps)
+            "free_bits", "0 when iwae_samples > 1 (free bits apply to the one-sample ELBO)", free_bits))
+    return IWAE(iwae_samples, beta, kl_warmup_steps)

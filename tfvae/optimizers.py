@@ -7,19 +7,17 @@ Keras' `Adam.update_step` computes, for every variable it updates,
 
 from its own read of `iterations`: about ten scalar graph ops per variable,
 which TensorFlow does not merge (each reads the variable anew). On a CPU,
-where a small model's step costs mostly per-op overhead, that is a fifth of
-the traced step: the digits MLP of `tfvae train` (14 variables) traces 959
-ops with this class against 1,180 with Keras' Adam, and its steady epochs
-took 34.6-36.4 ms against 38.5-39.5 ms (docs/training.md). `tfvae train`
+where a small model's step costs mostly per-op overhead, those ops are a
+large part of the traced step; this class computes them once. `tfvae train`
 uses it.
 
 Keras then updates `m`, `v` and the variable in about a dozen element-wise
 ops, each a pass over the variable. A variable of `FUSED_MIN_SIZE` elements
 or more is updated instead by TensorFlow's own fused Adam kernel
 (`tf.raw_ops.ResourceApplyAdam`, the op Keras 2's Adam ran): one pass, the
-same formula. Below that size Keras' ops are faster on this 2-core CPU (the
-fused kernel splits its work over the CPU's threads, which costs about
-0.1 ms a variable), so the digits MLP's updates are unchanged.
+same formula. Below that size Keras' ops are faster on a CPU (the fused
+kernel splits its work over the CPU's threads, a fixed cost per variable),
+so a small MLP's updates are unchanged.
 
 The updates of variables below `FUSED_MIN_SIZE` are Keras' own, op for op:
 tests/test_optimizers.py checks that training with either class gives the
@@ -36,11 +34,8 @@ import tensorflow as tf
 from keras import ops
 
 #: Variables with at least this many elements are updated by TensorFlow's fused
-#: Adam kernel. Measured on the 2-core CPU (8 variables of n elements, one compiled
-#: update, us per variable, Keras' ops against the fused kernel): n = 4,096: 76
-#: against 129; 32,768: 129 against 182; 65,536: 395 against 205; 262,144: 1,013
-#: against 422. The 784-512-512-32 MLP's step (1.4 M weights) updated in 1.4-2.0 ms
-#: against 3.5-4.8 ms.
+#: Adam kernel: the size from which one fused pass beats Keras' element-wise ops
+#: on a CPU (time one compiled update of a few variables of each size to move it).
 FUSED_MIN_SIZE = 65536
 
 

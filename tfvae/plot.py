@@ -68,8 +68,8 @@ def _images(x, image_shape=None):
 def _montage(ax, images, columns):
     """Draws `images` `(n, height, width[, 3])` on one axes, row by row, `columns` a row, with thin gaps.
 
-    One image on one axes: a figure of one axes per image cost ~25 ms an image
-    to build and save. Grayscale images are drawn dark on light, values in
+    One image on one axes: a figure of one axes per image is slow to build
+    and save. Grayscale images are drawn dark on light, values in
     [0, max(1, largest)]; colour images as RGB, divided by 255 when a value
     exceeds 1 (raw pixels) and clipped to [0, 1]. Returns the centres
     `(xs, ys)` of the columns and rows.

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _atomic, _checks, datasets, distribute, image_folders, objectives, plot, resumable, run_folder
+from tfvae import _atomic, _checks, _renamed, datasets, distribute, image_folders, objectives, plot, resumable
+from tfvae import run_folder
 from tfvae.builders import conv_vae, mlp_vae
 from tfvae.callbacks import BackupAndRestore, StopOnInterrupt, TerminateOnNonFinite
 from tfvae.evaluation import elbo_parts, evaluate
@@ -28,7 +29,7 @@ DEFAULTS = dict(
     hidden=(128, 128),
     likelihood=None,
     beta=1.0,
-    num_samples=1,
+    iwae_samples=1,
     prior="standard_normal",
     objective=None,
     conditional=False,
@@ -46,8 +47,9 @@ DEFAULTS = dict(
 BODIES = ("auto", "conv", "mlp")
 
 
+@_renamed.keywords(num_samples="iwae_samples")
 def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=None, beta=1.0, epochs=150,
-          batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), num_samples=1, conditional=False,
+          batch_size=64, learning_rate=1e-3, seed=0, verbose=1, callbacks=(), iwae_samples=1, conditional=False,
           strategy="default", resume=False, deterministic=False, backup_every=resumable.BACKUP_EVERY,
           overwrite=False, body="auto", filters=(32, 64), validation_split=0.0, early_stopping=None,
           memory_budget="2GB", prior="standard_normal", objective=None):
@@ -72,7 +74,8 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
         memory_budget: bytes (or a size such as `"2GB"`) that a folder's
             decoded images may take: within it they are loaded whole onto
             the fast in-memory path, beyond it streamed from disk.
-        num_samples: k > 1 trains on the k-sample IWAE bound.
+        iwae_samples: k > 1 trains on the k-sample IWAE bound (`num_samples`
+            is its deprecated old name).
         conditional: train a conditional VAE on the dataset's class labels
             (`num_classes` = largest label + 1); named datasets only.
         likelihood: a name of `tfvae.likelihoods.LIKELIHOODS`: `"bernoulli"`
@@ -80,8 +83,8 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             for folders of images), `"gaussian"` (default for files),
             `"gaussian_per_pixel"`, or `"poisson"` (raw counts, unscaled).
         prior: a name of `tfvae.priors.PRIORS`.
-        objective: None (the ELBO, IWAE for num_samples > 1) or a name of
-            `tfvae.objectives.OBJECTIVES`, built with `beta`, `num_samples`
+        objective: None (the ELBO, IWAE for iwae_samples > 1) or a name of
+            `tfvae.objectives.OBJECTIVES`, built with `beta`, `iwae_samples`
             and the training set's size where it takes them.
         epochs, batch_size, learning_rate: training options (Adam: `tfvae.optimizers.Adam`,
             Keras' Adam with a smaller step graph).
@@ -121,8 +124,10 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
 
     Example:
 
-    >>> result = train("digits", out="runs/digits", epochs=150)
-    >>> result["metrics"]["elbo"]
+    >>> from tfvae.run import train
+    >>> result = train("digits", out="runs/tiny", epochs=1, hidden=(8,), latent_dim=2, verbose=0)
+    >>> sorted(result["metrics"]), result["stopped"]
+    (['elbo', 'kl', 'loss', 'reconstruction'], None)
     """
     # First: a multi-worker strategy must exist before TensorFlow runs an op.
     strategy = distribute.get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -154,7 +159,7 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     out = out or os.path.join("runs", os.path.splitext(os.path.basename(os.path.normpath(os.fspath(data))))[0])
     options = dict(data=os.fspath(data) if data in datasets.NAMES else os.path.abspath(data),
                    latent_dim=latent_dim, hidden=list(hidden), likelihood=likelihood,
-                   beta=beta, num_samples=num_samples, conditional=bool(conditional), epochs=epochs,
+                   beta=beta, iwae_samples=iwae_samples, conditional=bool(conditional), epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, seed=seed, body=body,
                    filters=list(filters), validation_split=validation_split, early_stopping=early_stopping,
                    memory_budget=memory_budget)
@@ -168,9 +173,9 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
     # Written only when not the defaults: a default run's run.json keeps the previous release's keys.
     options.update({name: value for name, value in (("prior", prior), ("objective", objective))
                     if value != DEFAULTS[name]})
-    shortcuts = dict(beta=beta, num_samples=num_samples)
-    if objective is not None:
-        objective = objectives.get(objective, dataset_size=len(x_train), **shortcuts)
+    shortcuts = dict(beta=beta, iwae_samples=iwae_samples)
+    if objective is not None:  # an IWAE objective calls its k `num_samples`
+        objective = objectives.get(objective, dataset_size=len(x_train), beta=beta, num_samples=iwae_samples)
         shortcuts = {}
     out = distribute.worker_dir(out, strategy)
     keras.utils.set_random_seed(seed)
@@ -255,8 +260,8 @@ def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_t
     return {"model": model, "history": history, "metrics": metrics, "out": out, "stopped": stop.message}
 
 
-#: The most values (draws x examples x features) the test ELBO decodes at once (64 MB of float32):
-#: with 64x64x3 images and batches of 64, one chunk of 100 draws took 315 MB a tensor.
+#: The most values (draws x examples x features) the test ELBO decodes at once (64 MB of float32): large
+#: images times 100 draws would otherwise take hundreds of MB a tensor.
 ELBO_VALUES = 2**24
 #: How many streamed test images the plots show (the latent map encodes them all); bounded, so that the
 #: memory a streamed run takes does not grow with the folder.
@@ -339,7 +344,8 @@ def write_plots(model, history, x_test, y_test, out):
     plot.latent_map(model, x_test, labels=labels, color_by=y_test, path=latent_png)
 
 
-def evaluate_run(run_dir, num_samples=1000, seed=0):
+@_renamed.keywords(num_samples="importance_samples")
+def evaluate_run(run_dir, importance_samples=1000, seed=0):
     """Evaluates the model of a `tfvae train` run folder on its test split.
 
     Reads `RUN_DIR/model.keras`, rebuilds the run's test split with
@@ -348,7 +354,8 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
 
     Args:
         run_dir: a folder written by `tfvae train` (or `tfvae.run.train`).
-        num_samples: positive int k of the NLL estimate.
+        importance_samples: positive int k of the NLL estimate (`num_samples`
+            is its deprecated old name).
         seed: int seed of the estimate's samples.
 
     Returns:
@@ -361,8 +368,11 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
 
     Example:
 
-    >>> results = evaluate_run("runs/digits", num_samples=1000)
-    >>> results["nll"]
+    >>> from tfvae.run import evaluate_run, train
+    >>> _ = train("digits", out="runs/digits", epochs=1, hidden=(8,), latent_dim=2, verbose=0)
+    >>> results = evaluate_run("runs/digits", importance_samples=10)
+    >>> results["importance_samples"], results["num_examples"]
+    (10, 360)
     """
     run_dir = os.fspath(run_dir)
     model_path = os.path.join(run_dir, run_folder.MODEL)
@@ -372,7 +382,8 @@ def evaluate_run(run_dir, num_samples=1000, seed=0):
     _, (x_test, y_test), _ = run_folder.load_split(run_dir)
     model = load_model(model_path)
     x_test = _as_trained(model, x_test, run_dir)
-    results = evaluate(model, x_test, labels=y_test if model.num_classes else None, num_samples=num_samples,
+    results = evaluate(model, x_test, labels=y_test if model.num_classes else None,
+                       importance_samples=importance_samples,
                        seed=seed)
     results["run_dir"] = run_dir
     run_folder.write_json(os.path.join(run_dir, run_folder.EVALUATION), results)

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 
-from tfvae import _atomic, _checks
+from tfvae import _atomic, _checks, _renamed
 
 RUN_JSON = "run.json"
 HISTORY = "history.csv"
@@ -52,6 +52,10 @@ def read_options(run_dir):
     Args:
         run_dir: a folder written by `tfvae train`.
 
+    A `run.json` of the previous release is read as this one writes it: its
+    `num_samples` is `iwae_samples`, and its data path, recorded as typed
+    (relative to where `tfvae train` ran), is made absolute (`data_path`).
+
     Returns:
         The dict of `run.json` (it has at least `data`).
 
@@ -66,6 +70,11 @@ def read_options(run_dir):
     >>> options = run_folder.read_options("runs/digits")   # as `tfvae train --epochs 1 ...` writes it
     >>> options["data"], options["epochs"], options["seed"]
     ('digits', 1, 0)
+    >>> import json   # a run.json of the previous release reads as this one writes it
+    >>> with open("runs/digits/run.json", "w") as handle:
+    ...     json.dump({"data": "digits", "num_samples": 5, "seed": 0}, handle)
+    >>> run_folder.read_options("runs/digits")
+    {'data': 'digits', 'seed': 0, 'iwae_samples': 5}
     """
     path = os.path.join(os.fspath(run_dir), RUN_JSON)
     expected = "a run folder written by `tfvae train` (with a readable run.json)"
@@ -79,7 +88,38 @@ def read_options(run_dir):
                                          f"{path} cannot be read: {' '.join(str(error).split())}")) from None
     if not isinstance(options, dict) or "data" not in options:
         raise ValueError(_checks.invalid("run_dir", expected, os.fspath(run_dir), f"{path} does not record `data`"))
+    options = _renamed.new_keywords(options, RENAMED_OPTIONS, warn=False)
+    options["data"] = data_path(options["data"], run_dir)
     return options
+
+
+#: Options the previous release recorded under another name: `{old: new}`.
+RENAMED_OPTIONS = {"num_samples": "iwae_samples"}
+
+
+def data_path(data, run_dir):
+    """The recorded `data` of a run as `tfvae train` records it today: a dataset name, or an absolute path.
+
+    The previous release recorded a file's path as typed, relative to where
+    the command ran: usually the current folder, or one that holds the run
+    folder (`runs/NAME` under it). The first of these where the path exists
+    is taken; if none has it, the current folder (the error then names it).
+
+    >>> import os
+    >>> from tfvae.run_folder import data_path
+    >>> data_path("digits", "runs/digits")
+    'digits'
+    >>> data_path("data.csv", "runs/x") == os.path.abspath("data.csv")
+    True
+    """
+    if _is_named(data) or os.path.isabs(data):
+        return data
+    folders, folder = [os.getcwd()], os.path.abspath(run_dir)
+    while folder != os.path.dirname(folder):
+        folder = os.path.dirname(folder)
+        folders.append(folder)
+    found = (os.path.join(folder, data) for folder in folders if os.path.exists(os.path.join(folder, data)))
+    return os.path.abspath(next(found, data))
 
 
 def holds_run(run_dir):

@@ -4,11 +4,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import _checks, anomaly, conditioning, distribute, export_formats, fit_checks, importance, latent
-from tfvae import likelihoods, losses, misuse, model_checks, objectives, priors
+from tfvae import _checks, _renamed, anomaly, conditioning, export_formats, fit_checks, importance, latent
+from tfvae import likelihoods, misuse, model_checks, objectives, priors, steps, vae_config
 from tfvae import optimizers  # also registers tfvae>Adam, which a saved VAE's compile config may name
 from tfvae.epoch_loop import EpochLoop
-from tfvae.registry import serialize
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -37,9 +36,10 @@ class VAE(EpochLoop, keras.Model):
             or a `Likelihood`; its name is `likelihood_name`.
         likelihood_scale: for `"gaussian"`: None learns one scale per feature,
             a positive float fixes it.
-        beta, free_bits, kl_warmup_steps, num_samples: shortcuts for the
+        beta, free_bits, kl_warmup_steps, iwae_samples: shortcuts for the
             default objective `ELBO(beta, free_bits, kl_warmup_steps)`, or
-            `IWAE(num_samples, beta, kl_warmup_steps)` for num_samples > 1.
+            `IWAE(iwae_samples, beta, kl_warmup_steps)` for iwae_samples > 1
+            (`num_samples` is its deprecated old name).
         num_classes: None, or the number of classes of a conditional VAE (the
             one-hot label is concatenated to the encoder's features and to z).
         log_sigma_bound: positive float, see `tfvae.GaussianLatent`.
@@ -57,14 +57,16 @@ class VAE(EpochLoop, keras.Model):
 
     Example:
 
+    >>> import keras, tfvae
     >>> encoder = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, "relu")])
     >>> decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(6)])
     >>> tfvae.VAE(encoder, decoder, latent_dim=2, prior="mixture").sample(3).shape
     TensorShape([3, 6])
     """
 
+    @_renamed.keywords(num_samples="iwae_samples")
     def __init__(self, encoder, decoder, latent_dim, likelihood="gaussian", likelihood_scale=None, beta=1.0,
-                 free_bits=0.0, kl_warmup_steps=0, num_samples=1, num_classes=None, log_sigma_bound=10.0,
+                 free_bits=0.0, kl_warmup_steps=0, iwae_samples=1, num_classes=None, log_sigma_bound=10.0,
                  event_shape=None, preprocessing=None, prior=None, objective=None, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = _checks.positive_int("latent_dim", latent_dim)
@@ -72,9 +74,9 @@ class VAE(EpochLoop, keras.Model):
         self.num_classes = None if num_classes is None else _checks.positive_int("num_classes", num_classes)
         self.log_sigma_bound = _checks.positive_float("log_sigma_bound", log_sigma_bound)
         self.preprocessing = _checks.optional_dict("preprocessing", preprocessing)
-        self.objective = objectives.resolve(objective, beta, free_bits, kl_warmup_steps, num_samples)
-        self.beta, self.free_bits, self.kl_warmup_steps, self.num_samples = (
-            float(beta), float(free_bits), int(kl_warmup_steps), int(num_samples))
+        self.objective = objectives.resolve(objective, beta, free_bits, kl_warmup_steps, iwae_samples)
+        self.beta, self.free_bits, self.kl_warmup_steps, self.iwae_samples = (
+            float(beta), float(free_bits), int(kl_warmup_steps), int(iwae_samples))
         self._objective_from_shortcuts = objective is None
         for name, body in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(body, keras.layers.Layer):
@@ -83,9 +85,8 @@ class VAE(EpochLoop, keras.Model):
         self.decoder = decoder
         self.event_shape = model_checks.resolve_event_shape(encoder, event_shape)
         self.z_mean_head = keras.layers.Dense(self.latent_dim, name="z_mean")
-        # Zero weights: every posterior starts at sigma = 1, the prior's
-        # scale, instead of at a random per-input sigma (measured: it
-        # learns faster early on, see bench/run.py's quality table).
+        # Zero weights: every posterior starts at sigma = 1, the prior's scale, instead of at a random
+        # per-input sigma that the KL term first has to pull back.
         self.z_log_sigma_head = keras.layers.Dense(self.latent_dim, kernel_initializer="zeros", name="z_log_sigma")
         self.latent = latent.get("gaussian", log_sigma_bound=self.log_sigma_bound, name="latent")
         self._likelihood_is_name = isinstance(likelihood, str)
@@ -93,11 +94,8 @@ class VAE(EpochLoop, keras.Model):
         self.likelihood_name = likelihoods.LIKELIHOODS.name_of(self.likelihood_layer)
         self.prior = priors.get(prior, name="prior")
         self.prior.bind(self)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.objective_trackers = [keras.metrics.Mean(name=name) for name in self.objective.metric_names]
-        # Training draws its noise (posterior samples, the epoch's shuffle)
-        # with stateless ops seeded from here: reproducible after
-        # keras.utils.set_random_seed, also under XLA.
+        self.loss_tracker, self.objective_trackers = steps.trackers(self.objective)
+        # Training's noise (posterior samples, the epoch's shuffle): stateless ops seeded from here (tfvae.steps).
         self.seed_generator = keras.random.SeedGenerator(name="sampling_seed")
         model_checks.build_with_dummy_batch(self)
 
@@ -125,52 +123,33 @@ class VAE(EpochLoop, keras.Model):
 
     def kl_weight(self, step=None):
         """The objective's KL weight at optimizer step `step` (default: the current one); 1 if it has none."""
-        if not hasattr(self.objective, "kl_weight"):
-            return tf.constant(1.0, tf.float32)
-        return self.objective.kl_weight(self, step)
+        has_weight = hasattr(self.objective, "kl_weight")
+        return self.objective.kl_weight(self, step) if has_weight else tf.constant(1.0, tf.float32)
 
-    def log_importance_weights(self, x, num_samples, labels=None, kl_weight=1.0, training=False, seed=None):
+    @_renamed.keywords(num_samples="importance_samples")
+    def log_importance_weights(self, x, importance_samples, labels=None, kl_weight=1.0, training=False, seed=None):
         """`(log_weights, log_px_given_z)` `(k, batch)`: see `tfvae.objectives.log_importance_weights`."""
         posterior = objectives.posterior(self, x, labels, training)
-        log_weights, log_px, _ = objectives.log_importance_weights(
-            self, x, labels, posterior, num_samples, kl_weight, training, seed)
-        return log_weights, log_px
+        return objectives.log_importance_weights(
+            self, x, labels, posterior, importance_samples, kl_weight, training, seed)[:2]
 
     def _sampling_seed(self):
-        """A fresh stateless seed pair `int32 (2,)` from the model's seed generator."""
-        seed = tf.cast(self.seed_generator.next(), tf.int64)
-        return tf.cast(tf.math.floormod(seed, 2**31 - 1), tf.int32)
-
-    def _unpack(self, data):
-        return conditioning.unpack(data, self.num_classes)
+        return steps.sampling_seed(self)
 
     def train_step(self, data):
-        x, labels, sample_weight = self._unpack(data)
-        with tf.GradientTape() as tape:
-            objective, terms = self.objective(self, x, labels, True, self._sampling_seed())
-            loss = losses.weighted_mean(objective, sample_weight)
-            if self.losses:  # add_loss and weight regularizers of the bodies
-                loss += tf.add_n([tf.cast(extra, loss.dtype) for extra in self.losses])
-            # Gradients are summed over replicas: each contributes its share.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        self._update_metrics(loss, terms, sample_weight)
-        return self._step_logs()
+        return steps.train_step(self, data)
 
     def test_step(self, data):
-        x, labels, sample_weight = self._unpack(data)
-        objective, terms = self.objective(self, x, labels, False, self._sampling_seed())
-        self._update_metrics(losses.weighted_mean(objective, sample_weight), terms, sample_weight)
-        return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
+        return steps.test_step(self, data)
 
     def compile(self, optimizer=None, *args, **kwargs):
         """`keras.Model.compile`; `optimizer=None` gives `tfvae.optimizers.Adam(1e-3)` (Keras': rmsprop).
 
         The loss is the VAE's objective; `jit_compile` defaults to `"auto"` (see `tfvae.epoch_loop`).
 
-        >>> model.compile(); float(model.optimizer.learning_rate)
+        >>> import tfvae
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> model.compile(); round(float(model.optimizer.learning_rate), 6)
         0.001
         """
         if optimizer is None:
@@ -195,20 +174,12 @@ class VAE(EpochLoop, keras.Model):
         return super().fit(*args, **kwargs)
 
     def predict_step(self, data):
-        x, labels, _ = self._unpack(data)
+        x, labels, _ = conditioning.unpack(data, self.num_classes)
         misuse.check_x_shape(self, x)
         return self._reconstruct(x, labels)
 
-    def _update_metrics(self, loss, terms, sample_weight):
-        self.loss_tracker.update_state(loss)
-        for tracker in self.objective_trackers:
-            tracker.update_state(terms[tracker.name], sample_weight=sample_weight)
-
     def _step_logs(self):
-        """The logs of a training step: the metrics, and what the objective adds (the KL weight while it ramps)."""
-        logs = {metric.name: metric.result() for metric in self.metrics}
-        logs.update(self.objective.step_logs(self))
-        return distribute.step_logs(logs)
+        return steps.step_logs(self)
 
     @property
     def metrics(self):
@@ -285,8 +256,7 @@ class VAE(EpochLoop, keras.Model):
         n = _checks.positive_int("n", n)
         seed = None if seed is None else model_checks.seed_tensor(seed)
         z = self.prior.distribution(self).sample(n, seed=seed)
-        if labels is not None and np.ndim(labels) == 0:
-            labels = np.full([n], labels)
+        labels = np.full([n], labels) if labels is not None and np.ndim(labels) == 0 else labels
         return self.likelihood_layer.mean(self._decoder_params(z, labels))
 
     def elbo(self, x, labels=None, sample=True, seed=None):
@@ -298,16 +268,15 @@ class VAE(EpochLoop, keras.Model):
         """
         x = self._as_x(x)
         posterior = objectives.posterior(self, x, labels, False)
-        if sample:
-            z = self.latent.sample(posterior, None if seed is None else model_checks.seed_tensor(seed))
-        else:
-            z = posterior.mean()
+        seed = None if seed is None else model_checks.seed_tensor(seed)
+        z = self.latent.sample(posterior, seed) if sample else posterior.mean()
         return objectives.log_px(self, x, z, labels, False) - objectives.kl(self, posterior, z)
 
-    def log_likelihood(self, x, num_samples=1000, labels=None, batch_size=128, samples_per_chunk=128, seed=None):
+    @_renamed.keywords(num_samples="importance_samples")
+    def log_likelihood(self, x, importance_samples=1000, labels=None, batch_size=128, samples_per_chunk=128, seed=None):
         """log p(x) per example (nats, numpy `(batch,)`), importance-weighted with the prior: `tfvae.importance`."""
-        return importance.log_likelihood(self, self._as_x(x), num_samples, labels, batch_size, samples_per_chunk,
-                                         seed)
+        return importance.log_likelihood(self, self._as_x(x), importance_samples, labels, batch_size,
+                                         samples_per_chunk, seed)
 
     @tf.function(reduce_retracing=True)
     def _log_weights_chunk(self, x, one_hot, k, seed=None):
@@ -326,6 +295,8 @@ class VAE(EpochLoop, keras.Model):
         `preprocessing` itself). `importance_samples=k` gives instead the
         importance-sampled -log p(x) of `log_likelihood` (k samples, fixed seed).
 
+        >>> import numpy as np, tfvae
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
         >>> model.anomaly_score(np.zeros((3, 6), "float32")).shape
         (3,)
         """
@@ -339,8 +310,14 @@ class VAE(EpochLoop, keras.Model):
         are strings, `{"0.01": ...}`). With `x_train` (x, or `(x, labels)`),
         warns when `x_normal` looks contaminated (the rule: `tfvae.anomaly`).
 
-        >>> thresholds = model.fit_thresholds(x_held_out, x_train=x_train)
-        >>> flagged = model.anomaly_score(x_new) > thresholds[0.01]
+        >>> import numpy as np, tfvae
+        >>> x = np.random.default_rng(0).random((200, 6)).astype("float32")
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> model.compile(); _ = model.fit(x[:150], epochs=2, verbose=0)
+        >>> thresholds = model.fit_thresholds(x[150:], x_train=x[:150])  # rows training did not use
+        >>> flagged = model.anomaly_score(x[150:]) > thresholds[0.01]  # about 1% of normal rows
+        >>> sorted(thresholds), int(flagged.sum()) <= 1
+        ([0.01, 0.05], True)
         """
         self.thresholds = anomaly.fit_thresholds(self, x_normal, labels, false_positive_rates, x_train)
         return dict(self.thresholds)
@@ -352,38 +329,20 @@ class VAE(EpochLoop, keras.Model):
         format's options (`overwrite`, `parity_data`, `quantize`, ...). Returns the
         `export.ExportReport`; see `tfvae.export_formats`.
 
-        >>> model.export("out/vae_int8.tflite", format="litert", quantize="int8", representative_data=x_raw)
+        >>> import numpy as np, tfvae
+        >>> x = np.random.default_rng(0).random((32, 6)).astype("float32")
+        >>> model = tfvae.mlp_vae(6, (4,), 2)
+        >>> report = model.export("vae.tflite", format="litert", parity_data=x, verbose=False)
+        >>> sorted({row.signature for row in report.parity})
+        ['decode', 'encode', 'reconstruct', 'sample', 'score']
         """
         return export_formats.export(self, filepath, format, verbose, input_signature, **kwargs)
 
     # ------------------------------------------------------ serialization
 
     def get_config(self):
-        config = {
-            **super().get_config(),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "latent_dim": self.latent_dim,
-            "likelihood": self.likelihood_name if self._likelihood_is_name else serialize(self.likelihood_layer),
-            **{name: getattr(self, name) for name in ("likelihood_scale", "beta", "free_bits", "kl_warmup_steps",
-                                                       "num_samples", "num_classes", "log_sigma_bound")},
-            "event_shape": list(self.event_shape),
-            "preprocessing": self.preprocessing,
-            "thresholds": anomaly.to_config(self.thresholds),
-        }
-        # Written only when not the defaults, so a default model's config is the previous release's.
-        if not isinstance(self.prior, priors.StandardNormal):
-            config["prior"] = serialize(self.prior)
-        if not self._objective_from_shortcuts:
-            config["objective"] = serialize(self.objective)
-        return config
+        return vae_config.get_config(self, super().get_config())
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        thresholds = anomaly.from_config(config.pop("thresholds", None))
-        for name in ("encoder", "decoder"):
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        model = cls(**config)
-        model.thresholds = thresholds
-        return model
+        return vae_config.from_config(cls, config)

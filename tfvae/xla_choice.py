@@ -12,8 +12,8 @@ import tensorflow as tf
 from tfvae import _tested_versions
 
 #: With jit_compile="auto", a fit of fewer training steps (epochs x batches per
-#: epoch) never compiles XLA. The digits MLP (23 batches of 64 an epoch) caught
-#: up with XLA's compile time at about 200 epochs (4,600 steps) and won at 450.
+#: epoch) never compiles XLA: a shorter fit does not repay XLA's compile time
+#: (the rule, and how to check it for a model: `tfvae.epoch_loop`).
 AUTO_XLA_MIN_STEPS = 5000
 
 #: Words in TensorFlow op type names that keep a step out of XLA under "auto":
