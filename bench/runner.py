@@ -302,7 +302,7 @@ def tfvae_runners(case, x, **options):
 
 
 def tfvae_log_likelihood(model, x, num_samples=1000):
-    return model.log_likelihood(x, num_samples=num_samples, seed=0)
+    return model.log_likelihood(x, num_samples, seed=0)  # positional: the baseline tree calls it num_samples
 
 
 def quality(x, x_test, epochs, seeds, num_samples):
