@@ -134,7 +134,7 @@ def _copy_and_fill(finished_run, disk):
 
 def test_evaluate_on_a_full_disk(small_disk, finished_run, tmp_path):
     run = _copy_and_fill(finished_run, small_disk(200))
-    done = subprocess.run([sys.executable, "-m", "tfvae", "evaluate", str(run), "--num-samples", "2"],
+    done = subprocess.run([sys.executable, "-m", "tfvae", "evaluate", str(run), "--importance-samples", "2"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     _one_line_error(done, "tfvae evaluate", ["evaluation.json"])
     assert sorted(os.listdir(run)) == [run_folder.MODEL, run_folder.RUN_JSON]
@@ -159,7 +159,7 @@ def test_an_unwritable_folder_is_one_line_for_train_and_evaluate(small_disk, fin
         pytest.skip(f"cannot remount read-only: {remounted.stderr.strip()}")
     train = subprocess.run([sys.executable, "-m", "tfvae", "train", *SMALL, "--out", str(disk / "new")], cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)
-    evaluate = subprocess.run([sys.executable, "-m", "tfvae", "evaluate", str(run), "--num-samples", "2"],
+    evaluate = subprocess.run([sys.executable, "-m", "tfvae", "evaluate", str(run), "--importance-samples", "2"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
     for done, command, name in ((train, "tfvae train", "new"), (evaluate, "tfvae evaluate", "evaluation.json")):
         assert done.returncode == 1, done.stderr[-3000:]
