@@ -246,3 +246,17 @@ def test_train_with_a_prior_an_objective_and_a_count_likelihood(tmp_path, monkey
     model = tfvae.load_model(tmp_path / "run" / "model.keras")
     assert type(model.prior).__name__ == "VampPrior" and model.objective.beta == 3.0
     assert model.objective.dataset_size == 1437 and model.preprocessing.get("divisor", 1) == 1  # raw counts
+
+
+def test_every_argument_of_run_train_is_a_flag_with_its_default():
+    import inspect
+
+    from tfvae import cli, run
+
+    parsed = vars(cli.build_parser().parse_args(["train"]))
+    for name, parameter in inspect.signature(run.train).parameters.items():
+        if name in ("verbose", "callbacks"):  # Python-only: progress output and Keras callbacks
+            continue
+        assert name in parsed, f"run.train's {name!r} has no tfvae train flag"
+        assert parsed[name] == parameter.default, (name, parsed[name], parameter.default)
+    assert {name: parsed[name] for name in run.DEFAULTS} == run.DEFAULTS

@@ -11,6 +11,7 @@ called now (`tfvae._renamed`).
 """
 
 import argparse
+import inspect
 import os
 import shlex
 import sys
@@ -25,6 +26,45 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 128,128, got {text!r}") from None
 
 
+def _train_flags(run, distribute, likelihoods, objectives, priors):
+    """`tfvae train`'s flags, one per argument of `tfvae.run.train`: type and help; the default is `train`'s."""
+    return {
+        "data": dict(help="digits, mnist, fashion_mnist, a .npy/.npz/.csv file or a folder of PNG/JPEG images"),
+        "out": dict(help="run folder (None: runs/<data>)"),
+        "body": dict(choices=run.BODIES, help="auto: conv for a folder of images, mlp otherwise"),
+        "filters": dict(type=_hidden, help="a conv body's filters, e.g. 32,64"),
+        "memory_budget": dict(help="a folder of images whose decoded pixels fit is loaded into memory, a larger "
+                                   "one streamed from disk (e.g. 500MB, 2GB)"),
+        "validation_split": dict(type=float, help="share of the training rows to validate on (0: the test split, "
+                                                  "curves only)"),
+        "early_stopping": dict(type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without a better "
+                               "validation loss and keep the best weights (needs --validation-split)"),
+        "latent_dim": dict(type=int, help="size of z"),
+        "hidden": dict(type=_hidden, help="an mlp body's hidden units, e.g. 128,128"),
+        "likelihood": dict(choices=likelihoods.LIKELIHOODS.names(),
+                           help="None: bernoulli for named datasets and image folders, gaussian for files"),
+        "prior": dict(choices=priors.PRIORS.names(), help="p(z)"),
+        "objective": dict(choices=objectives.OBJECTIVES.names(),
+                          help="None: the ELBO (IWAE with more than one IWAE sample); --beta and the IWAE samples "
+                               "apply to it"),
+        "beta": dict(type=float, help="weight of the KL term"),
+        "epochs": dict(type=int, help="training epochs"),
+        "batch_size": dict(type=int, help="examples per step"),
+        "learning_rate": dict(type=float, help="Adam's learning rate"),
+        "seed": dict(type=int, help="seeds weights, sampling and the data split"),
+        "iwae_samples": dict(type=int, metavar="K", help="K > 1 trains on the K-sample importance-weighted bound "
+                                                         "(IWAE)"),
+        "conditional": dict(help="a conditional VAE on the dataset's class labels (named datasets only)"),
+        "strategy": dict(choices=distribute.STRATEGIES, help="mirrored: all local GPUs; multi-worker: the machines "
+                                                             "in TF_CONFIG (same command on each)"),
+        "resume": dict(help="continue the interrupted run in --out from its backup (repeat the run's options); "
+                            "with no backup yet, start from the beginning"),
+        "overwrite": dict(help="delete the run already in --out (its exports included) and train anew"),
+        "deterministic": dict(help="deterministic ops: the same seed gives identical weights"),
+        "backup_every": dict(type=int, metavar="BATCHES", help="batches between two backups of the training state"),
+    }
+
+
 def build_parser():
     """The argument parser of `tfvae` (imports TensorFlow through `tfvae.run`)."""
     from tfvae import distribute, likelihoods, objectives, priors, resumable, run
@@ -33,51 +73,14 @@ def build_parser():
                          epilog="To export a trained run (SavedModel, LiteRT .tflite files): tfvae-export --help")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a VAE and write a run folder")
-    d = run.DEFAULTS
-    train.add_argument("--data", default=d["data"],
-                       help="digits, mnist, fashion_mnist, a .npy/.npz/.csv file or a folder of PNG/JPEG images")
-    train.add_argument("--out", default=d["out"], help="run folder (None: runs/<data>)")
-    train.add_argument("--body", choices=run.BODIES, default=d["body"],
-                       help="auto: conv for a folder of images, mlp otherwise")
-    train.add_argument("--filters", type=_hidden, default=d["filters"], help="a conv body's filters, e.g. 32,64")
-    train.add_argument("--memory-budget", default=d["memory_budget"],
-                       help="a folder of images whose decoded pixels fit is loaded into memory, a larger one "
-                            "streamed from disk (e.g. 500MB, 2GB)")
-    train.add_argument("--validation-split", type=float, default=d["validation_split"],
-                       help="share of the training rows to validate on (0: the test split, curves only)")
-    train.add_argument("--early-stopping", type=int, default=d["early_stopping"], metavar="PATIENCE",
-                       help="stop after PATIENCE epochs without a better validation loss and keep the best "
-                            "weights (needs --validation-split)")
-    train.add_argument("--latent-dim", type=int, default=d["latent_dim"], help="size of z")
-    train.add_argument("--hidden", type=_hidden, default=d["hidden"], help="an mlp body's hidden units, e.g. 128,128")
-    train.add_argument("--likelihood", choices=likelihoods.LIKELIHOODS.names(), default=d["likelihood"],
-                       help="None: bernoulli for named datasets and image folders, gaussian for files")
-    train.add_argument("--prior", choices=priors.PRIORS.names(), default=d["prior"], help="p(z)")
-    train.add_argument("--objective", choices=objectives.OBJECTIVES.names(), default=d["objective"],
-                       help="None: the ELBO (IWAE with more than one IWAE sample); --beta and the IWAE samples "
-                            "apply to it")
-    train.add_argument("--beta", type=float, default=d["beta"], help="weight of the KL term")
-    train.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs")
-    train.add_argument("--batch-size", type=int, default=d["batch_size"], help="examples per step")
-    train.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate")
-    train.add_argument("--seed", type=int, default=d["seed"], help="seeds weights, sampling and the data split")
-    train.add_argument("--iwae-samples", type=int, default=d["iwae_samples"], metavar="K",
-                       help="K > 1 trains on the K-sample importance-weighted bound (IWAE)")
+    defaults = inspect.signature(run.train).parameters  # the one place `tfvae train`'s defaults are written
+    for name, flag in _train_flags(run, distribute, likelihoods, objectives, priors).items():
+        default = defaults[name].default
+        if default is False:
+            flag["action"] = "store_true"
+        train.add_argument("--" + name.replace("_", "-"), default=default, **flag)
     train.add_argument("--num-samples", dest="iwae_samples", type=int, new="--iwae-samples",
                        action=_renamed.RenamedFlag, help=argparse.SUPPRESS)
-    train.add_argument("--conditional", action="store_true", default=d["conditional"],
-                       help="a conditional VAE on the dataset's class labels (named datasets only)")
-    train.add_argument("--strategy", choices=distribute.STRATEGIES, default="default",
-                       help="mirrored: all local GPUs; multi-worker: the machines in TF_CONFIG (same command on each)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the interrupted run in --out from its backup (repeat the run's options); "
-                            "with no backup yet, start from the beginning")
-    train.add_argument("--overwrite", action="store_true",
-                       help="delete the run already in --out (its exports included) and train anew")
-    train.add_argument("--deterministic", action="store_true",
-                       help="deterministic ops: the same seed gives identical weights")
-    train.add_argument("--backup-every", type=int, default=resumable.BACKUP_EVERY, metavar="BATCHES",
-                       help="batches between two backups of the training state")
     evaluate = commands.add_parser(
         "evaluate", help="test ELBO, k-sample NLL, bits/dim and active units of a run; writes evaluation.json"
     )
@@ -128,16 +131,8 @@ def main(argv=None):
 
 
 def _train(run, args, command):
-    result = run.train(
-        data=args.data, out=args.out, latent_dim=args.latent_dim, hidden=args.hidden,
-        likelihood=args.likelihood, beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, iwae_samples=args.iwae_samples,
-        conditional=args.conditional, prior=args.prior, objective=args.objective, strategy=args.strategy,
-        resume=args.resume,
-        deterministic=args.deterministic, backup_every=args.backup_every, overwrite=args.overwrite,
-        body=args.body, filters=args.filters, validation_split=args.validation_split,
-        early_stopping=args.early_stopping, memory_budget=args.memory_budget,
-    )
+    result = run.train(**{name: getattr(args, name) for name in inspect.signature(run.train).parameters
+                          if hasattr(args, name)})
     metrics = result["metrics"]
     elbo = (f"test ELBO: {metrics['elbo']:.2f} nats per example "
             f"(reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f})")

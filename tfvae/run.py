@@ -8,6 +8,7 @@ parts with 100 draws of z per image) and four plots. Every file appears
 whole or not at all; one process at a time holds the folder.
 """
 
+import inspect
 import os
 
 import keras
@@ -22,27 +23,6 @@ from tfvae.evaluation import elbo_parts, evaluate
 from tfvae.optimizers import Adam
 from tfvae.saving import load_model
 
-DEFAULTS = dict(
-    data="digits",
-    out=None,
-    latent_dim=8,
-    hidden=(128, 128),
-    likelihood=None,
-    beta=1.0,
-    iwae_samples=1,
-    prior="standard_normal",
-    objective=None,
-    conditional=False,
-    epochs=150,
-    batch_size=64,
-    learning_rate=1e-3,
-    seed=0,
-    body="auto",
-    filters=(32, 64),
-    validation_split=0.0,
-    early_stopping=None,
-    memory_budget="2GB",
-)
 #: Bodies `train` builds: "auto" is "conv" for a folder of images, "mlp" otherwise.
 BODIES = ("auto", "conv", "mlp")
 
@@ -202,6 +182,14 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
                              validation)
         finally:  # the folder is released with its queued writes done (after an error too)
             _atomic.wait_for_writes(raise_error=False)
+
+
+#: The options `run.json` records, with `train`'s defaults (written once, in its signature; `tfvae train`'s
+#: flags take them from there too).
+DEFAULTS = {name: inspect.signature(train).parameters[name].default for name in (
+    "data", "out", "latent_dim", "hidden", "likelihood", "beta", "iwae_samples", "prior", "objective",
+    "conditional", "epochs", "batch_size", "learning_rate", "seed", "body", "filters", "validation_split",
+    "early_stopping", "memory_budget")}
 
 
 def _train_in(out, model, options, resume, overwrite, train_data, test_data, y_test, batch_size, verbose,
