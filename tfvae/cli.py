@@ -11,7 +11,6 @@ called now (`tfvae._renamed`).
 """
 
 import argparse
-import inspect
 import os
 import shlex
 import sys
@@ -73,9 +72,11 @@ def build_parser():
                          epilog="To export a trained run (SavedModel, LiteRT .tflite files): tfvae-export --help")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a VAE and write a run folder")
-    defaults = inspect.signature(run.train).parameters  # the one place `tfvae train`'s defaults are written
-    for name, flag in _train_flags(run, distribute, likelihoods, objectives, priors).items():
-        default = defaults[name].default
+    defaults = run.TRAIN_DEFAULTS  # written once, in run.train's signature
+    flags = _train_flags(run, distribute, likelihoods, objectives, priors)
+    train.set_defaults(train_arguments=tuple(flags))  # what `_train` hands to run.train
+    for name, flag in flags.items():
+        default = defaults[name]
         if default is False:
             flag["action"] = "store_true"
         train.add_argument("--" + name.replace("_", "-"), default=default, **flag)
@@ -131,8 +132,7 @@ def main(argv=None):
 
 
 def _train(run, args, command):
-    result = run.train(**{name: getattr(args, name) for name in inspect.signature(run.train).parameters
-                          if hasattr(args, name)})
+    result = run.train(**{name: getattr(args, name) for name in args.train_arguments})
     metrics = result["metrics"]
     elbo = (f"test ELBO: {metrics['elbo']:.2f} nats per example "
             f"(reconstruction {metrics['reconstruction']:.2f}, KL {metrics['kl']:.2f})")

@@ -184,9 +184,11 @@ def train(data="digits", out=None, latent_dim=8, hidden=(128, 128), likelihood=N
             _atomic.wait_for_writes(raise_error=False)
 
 
-#: The options `run.json` records, with `train`'s defaults (written once, in its signature; `tfvae train`'s
-#: flags take them from there too).
-DEFAULTS = {name: inspect.signature(train).parameters[name].default for name in (
+#: `train`'s defaults, read from its signature (the one place they are written); `tfvae train`'s flags take them.
+TRAIN_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(train).parameters.items()
+                  if name not in ("verbose", "callbacks")}
+#: The options `run.json` records, with their defaults.
+DEFAULTS = {name: TRAIN_DEFAULTS[name] for name in (
     "data", "out", "latent_dim", "hidden", "likelihood", "beta", "iwae_samples", "prior", "objective",
     "conditional", "epochs", "batch_size", "learning_rate", "seed", "body", "filters", "validation_split",
     "early_stopping", "memory_budget")}
