@@ -46,11 +46,15 @@ def main(argv=None):
     parser.add_argument("--baseline", required=True, help="the tfvae source tree to compare with")
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--repeats", type=int, default=2, help="processes per tree and case")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ", ".join(CASES))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "regression.json"))
     args = parser.parse_args(argv)
+    unknown = set(args.cases.split(",")) - set(CASES)
+    if unknown:
+        parser.error(f"--cases: unknown {sorted(unknown)}; expected some of {', '.join(CASES)}")
     trees = {"this": ROOT, "baseline": os.path.abspath(args.baseline)}
     rows, ratios = [], {}
-    for index, key in enumerate(CASES):
+    for index, key in enumerate(args.cases.split(",")):
         measured = {"this": [], "baseline": []}
         for repeat in range(1 if args.quick else args.repeats):
             order = list(trees) if (index + repeat) % 2 == 0 else list(trees)[::-1]
