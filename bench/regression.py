@@ -35,9 +35,7 @@ BAR = 0.9
 
 def case_in_tree(tree, key, quick):
     """`runner.case_throughput(key, quick)` in a child process whose `tfvae` is the one in `tree`."""
-    code = ("import json, sys; sys.path[:0] = sys.argv[1:3]; import runner; "
-            "print(json.dumps(runner.case_throughput(*json.loads(sys.argv[3])), default=runner.jsonable))")
-    row, _ = runner.child_json(["-c", code, HERE, tree, json.dumps([key, quick])], f"{key} in {tree}")
+    row = runner.in_fresh_process(runner.case_throughput, key, quick, tree=tree)
     return row["default"]["epoch"] / row["reference"]["epoch"]
 
 

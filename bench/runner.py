@@ -235,15 +235,17 @@ def child_json(argv, what, cwd=HERE, env=None):
     return json.loads(lines[-1]), wall
 
 
-def in_fresh_process(function, *args):
+def in_fresh_process(function, *args, tree=ROOT):
     """`function(*args)`, a function of this module, run in a child process; its result (through JSON).
+
+    The child imports tfvae from `tree` (this source tree by default; bench/regression.py passes another).
 
     The Keras-example pattern's per-step loop slows down as a process accumulates models (tfvae's does
     not), so the throughput cases each run in a process of their own.
     """
     code = ("import json, sys; sys.path[:0] = sys.argv[1:3]; import runner; "
             f"print(json.dumps(runner.{function.__name__}(*json.loads(sys.argv[3])), default=runner.jsonable))")
-    return child_json(["-c", code, HERE, ROOT, json.dumps(args)], f"{function.__name__}{args}")[0]
+    return child_json(["-c", code, HERE, tree, json.dumps(args)], f"{function.__name__}{args} in {tree}")[0]
 
 
 def jsonable(value):

@@ -66,3 +66,11 @@ def test_a_second_process_reuses_the_first_ones_programs_and_trains_the_same(tmp
     assert not first["loaded"] and second["loaded"]
     assert second["programs"] == first["programs"]  # nothing new compiled
     assert second["loss"] == first["loss"]
+
+
+def test_enable_with_its_defaults_sets_the_processes_flags_to_the_default_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("TFVAE_XLA_CACHE", raising=False)
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    assert xla_cache.enable() == str(tmp_path / "tfvae" / "xla")
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_persistent_cache_directory={tmp_path / 'tfvae' / 'xla'}"
